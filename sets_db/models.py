@@ -1,0 +1,78 @@
+"""Tortoise models for the two tables of the schema contract (``../shared/spec/schema.md``).
+
+Every default lives in the database (``db_default``), so a row inserted by plain SQL from
+another client gets exactly the values a row created through the ORM gets.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from tortoise import fields
+from tortoise.contrib.postgres.fields import ArrayField
+from tortoise.fields.db_defaults import SqlDefault
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+NOW = SqlDefault("now()")
+RANDOM_UUID = SqlDefault("gen_random_uuid()")
+
+
+def _money() -> fields.DecimalField[Decimal | None]:
+    # numeric(10,2): whole cents, never float.
+    return fields.DecimalField(max_digits=10, decimal_places=2, null=True)
+
+
+class Set(Model):
+    """One LEGO set in one user's collection."""
+
+    id = fields.UUIDField(primary_key=True, db_default=RANDOM_UUID)
+    user_id = fields.TextField()
+    title = fields.TextField()
+    set_number = fields.TextField(null=True)
+    store = fields.TextField(null=True)
+    source_url = fields.TextField(null=True)
+    piece_count = fields.IntField(null=True)
+    release_date = fields.DatetimeField(null=True)
+    theme = fields.TextField(null=True)
+    tags = ArrayField(element_type="text", null=True, db_default=SqlDefault("'{}'"))
+    notes = fields.TextField(null=True)
+    is_built = fields.BooleanField(db_default=SqlDefault("false"))
+    quantity = fields.IntField(db_default=SqlDefault("1"))
+    purchase_price = _money()
+    tax = _money()
+    shipping = _money()
+    purchase_date = fields.DatetimeField(null=True)
+    wishlist_item_id = fields.UUIDField(null=True)
+    created_at = fields.DatetimeField(db_default=NOW)
+    updated_at = fields.DatetimeField(db_default=NOW)
+
+    images: fields.ReverseRelation[SetImage]
+
+    class Meta:
+        table = "sets"
+        # Explicit, so editing the docstring never shows up as a schema change.
+        table_description = "LEGO sets: one row per set in one user's collection"
+        indexes = (
+            Index(fields=("user_id",), name="sets_user_id_idx"),
+            Index(fields=("set_number",), name="sets_set_number_idx"),
+            Index(fields=("theme",), name="sets_theme_idx"),
+        )
+
+
+class SetImage(Model):
+    """One picture of a set; ``position`` orders them (0 is the cover)."""
+
+    id = fields.UUIDField(primary_key=True, db_default=RANDOM_UUID)
+    set: fields.ForeignKeyRelation[Set] = fields.ForeignKeyField(
+        "models.Set", related_name="images", on_delete=fields.CASCADE
+    )
+    image_url = fields.TextField()
+    thumbnail_url = fields.TextField(null=True)
+    position = fields.IntField(db_default=SqlDefault("0"))
+    created_at = fields.DatetimeField(db_default=NOW)
+
+    class Meta:
+        table = "set_images"
+        table_description = "Pictures of a set, ordered by position (0 is the cover)"
+        indexes = (Index(fields=("set_id",), name="set_images_set_id_idx"),)
