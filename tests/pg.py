@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,3 +109,102 @@ async def catalog(url: str) -> dict[str, list[tuple[Any, ...]]]:
         }
     finally:
         await conn.close()
+
+
+# --- Helpers for the migration tests -------------------------------------------------------
+
+MIGRATIONS_DIR = REPO_ROOT / "migrations" / "models"  # aerich: location "./migrations", app "models"
+# What a developer's checkout needs for aerich to run: its config, the models, the history.
+PROJECT_FILES = ("pyproject.toml", "aerich.ini")
+PROJECT_DIRS = ("sets_db", "migrations")
+
+
+def version_number(path: Path) -> int:
+    """The leading number of an aerich migration file name (``3_2026..._name.py`` -> 3)."""
+    return int(path.name.split("_", 1)[0])
+
+
+def migration_files(folder: Path = MIGRATIONS_DIR) -> list[Path]:
+    """The migration files aerich would run, in its own order (by leading number)."""
+    files = [p for p in folder.glob("*.py") if p.name.split("_", 1)[0].isdigit()]
+    return sorted(files, key=version_number)
+
+
+def copy_project(dest: Path, *, upto: int | None = None) -> Path:
+    """A throwaway copy of the project in ``dest``, for aerich runs that must not touch the repo.
+
+    ``upto=k`` keeps only migrations ``0..k-1``: aerich has no "upgrade to version k", but a
+    copy whose history stops there upgrades exactly that far.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        shutil.copy2(REPO_ROOT / name, dest / name)
+    for name in PROJECT_DIRS:
+        shutil.copytree(
+            REPO_ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    if upto is not None:
+        for path in migration_files(dest / "migrations" / "models"):
+            if version_number(path) >= upto:
+                path.unlink()
+    return dest
+
+
+def aerich_in(project: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``aerich`` run inside a project copy, importing that copy's ``sets_db`` (not the repo's)."""
+    pythonpath = os.pathsep.join(p for p in (str(project), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": pythonpath}
+    executable = Path(sys.executable).with_name("aerich")
+    return subprocess.run(
+        [str(executable), *args], cwd=project, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def output_of(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The stdout lines of a command that must have succeeded (else a readable failure)."""
+    assert result.returncode == 0, (
+        f"{result.args} exited {result.returncode}\nstdout:\n{result.stdout}\n"
+        f"stderr:\n{result.stderr}"
+    )
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+SCHEMA_EXTRAS = {
+    "schemas": """
+        SELECT nspname FROM pg_namespace
+        WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1""",
+    "types": """
+        SELECT typname, typtype FROM pg_type
+        WHERE typnamespace = 'public'::regnamespace ORDER BY 1""",
+    "functions": """
+        SELECT proname, pg_get_function_identity_arguments(oid) FROM pg_proc
+        WHERE pronamespace = 'public'::regnamespace ORDER BY 1, 2""",
+    "extensions": "SELECT extname, extversion FROM pg_extension ORDER BY 1",
+    "comments": """
+        SELECT c.relname, d.objsubid, d.description FROM pg_description d
+        JOIN pg_class c ON d.classoid = 'pg_class'::regclass AND d.objoid = c.oid
+        WHERE c.relnamespace = 'public'::regnamespace ORDER BY 1, 2""",
+    "triggers": """
+        SELECT tgrelid::regclass::text, tgname, pg_get_triggerdef(oid) FROM pg_trigger
+        WHERE NOT tgisinternal ORDER BY 1, 2""",
+    "sequences": """
+        SELECT sequencename, data_type::text, start_value, increment_by FROM pg_sequences
+        WHERE schemaname = 'public' ORDER BY 1""",
+    "foreign_keys": """
+        SELECT conrelid::regclass::text, pg_get_constraintdef(oid), confdeltype, confupdtype
+        FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace
+        ORDER BY 1, 2""",
+}
+
+
+async def schema_snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """``catalog()`` plus the rest a migration could leave behind (types, functions,
+    comments, triggers, sequences, extensions, schemas): equal snapshots = same schema."""
+    snapshot = await catalog(url)
+    conn = await connect(url)
+    try:
+        for name, query in SCHEMA_EXTRAS.items():
+            snapshot[name] = [tuple(row) for row in await conn.fetch(query)]
+    finally:
+        await conn.close()
+    return snapshot

@@ -1,0 +1,266 @@
+"""Pydantic DTOs: what the services take in (validated, strict) and hand out.
+
+Limits are deliberately explicit: a collection app has no use for a 1 MB title, and a
+bound here is cheaper than a surprise in the database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+MAX_TITLE = 500
+MAX_SHORT_TEXT = 200
+MAX_NOTES = 20_000
+MAX_URL = 2048
+MAX_TAGS = 50
+MAX_TAG = 50
+MAX_IMAGES = 100
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; refuse it here with a clear message.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
+    return value
+
+
+def _unique_tags(tags: list[str]) -> list[str]:
+    # Order is kept (the first spelling wins); duplicates would only inflate tag counts.
+    return list(dict.fromkeys(tags))
+
+
+_NoNul = AfterValidator(_no_nul)
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE), _NoNul
+]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=MAX_SHORT_TEXT), _NoNul
+]
+Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_NOTES), _NoNul]
+Url = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL),
+    _NoNul,
+    AfterValidator(_http_url),
+]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TAG), _NoNul
+]
+Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_unique_tags)]
+# numeric(10,2): reject what the column would round or overflow, never round silently.
+Money = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2, allow_inf_nan=False)]
+Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
+PieceCount = Annotated[int, Field(ge=0, le=10_000_000)]
+Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
+Position = Annotated[int, Field(ge=0)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageCreate(_Input):
+    image_url: Url
+    thumbnail_url: Url | None = None
+
+
+class SetFields(_Input):
+    """The writable columns of a set, each optional: shared by create and update."""
+
+    set_number: ShortText | None = None
+    store: ShortText | None = None
+    source_url: Url | None = None
+    piece_count: PieceCount | None = None
+    release_date: Moment | None = None
+    theme: ShortText | None = None
+    notes: Notes | None = None
+    purchase_price: Money | None = None
+    tax: Money | None = None
+    shipping: Money | None = None
+    purchase_date: Moment | None = None
+    wishlist_item_id: UUID | None = None
+
+
+class SetCreate(SetFields):
+    title: Title
+    tags: Tags = []
+    is_built: bool = False
+    quantity: Quantity = 1
+    images: Annotated[list[ImageCreate], Field(max_length=MAX_IMAGES)] = []
+
+
+# Columns that may not be NULL: an update may change them but not clear them.
+_REQUIRED_ON_UPDATE = ("title", "tags", "is_built", "quantity")
+
+
+class SetUpdate(SetFields):
+    """A partial update: only the fields given are changed; an explicit null clears one."""
+
+    title: Title | None = None
+    tags: Tags | None = None
+    is_built: bool | None = None
+    quantity: Quantity | None = None
+
+    @model_validator(mode="after")
+    def _required_stay_set(self) -> Self:
+        for name in _REQUIRED_ON_UPDATE:
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be cleared")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """Only what the caller actually sent."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ImageOut(_Output):
+    id: UUID
+    set_id: UUID
+    image_url: str
+    thumbnail_url: str | None
+    position: int
+    created_at: datetime
+
+
+class SetOut(_Output):
+    id: UUID
+    user_id: str
+    title: str
+    set_number: str | None
+    store: str | None
+    source_url: str | None
+    piece_count: int | None
+    release_date: datetime | None
+    theme: str | None
+    tags: list[str]
+    notes: str | None
+    is_built: bool
+    quantity: int
+    purchase_price: Decimal | None
+    tax: Decimal | None
+    shipping: Decimal | None
+    purchase_date: datetime | None
+    wishlist_item_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+    images: list[ImageOut] = []
+
+
+class SetPage(_Output):
+    items: list[SetOut]
+    # Pass back as ``cursor=`` for the next page; None on the last page.
+    next_cursor: str | None
+
+
+class DeletedSet(_Output):
+    """What a delete removed, so the caller can delete the files from storage."""
+
+    set_id: UUID
+    image_urls: list[str]
+    thumbnail_urls: list[str]
+
+
+class DuplicateGroup(_Output):
+    set_number: str
+    set_ids: list[UUID]
+
+
+class NameCount(_Output):
+    name: str
+    count: int
+
+
+class ThemeStats(_Output):
+    theme: str | None
+    set_count: int
+    total_quantity: int
+    total_pieces: int
+    money_spent: Decimal
+
+
+class CollectionStats(_Output):
+    set_count: int
+    total_quantity: int
+    # piece_count x quantity, summed.
+    total_pieces: int
+    built_count: int
+    not_built_count: int
+    # purchase_price + tax + shipping, summed over sets (a missing part counts as 0).
+    money_spent: Decimal
+    themes: list[ThemeStats]
+
+
+SortKey = Literal[
+    "created_at", "title", "piece_count", "release_date", "purchase_date", "total_cost"
+]
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+class SetQuery(_Input):
+    """Filters, order and page of ``list_sets``; every filter narrows (AND)."""
+
+    themes: Annotated[list[ShortText], Field(max_length=MAX_TAGS)] | None = None
+    # A set matches when it carries ALL of these tags.
+    tags: Tags | None = None
+    is_built: bool | None = None
+    set_number: ShortText | None = None
+    # Case-insensitive substring of title or set number; % _ and quotes are literal.
+    search: ShortText | None = None
+    sort: SortKey = "created_at"
+    # None: newest first for created_at, ascending for every other key.
+    descending: bool | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
+    cursor: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+    @property
+    def is_descending(self) -> bool:
+        return self.descending if self.descending is not None else self.sort == "created_at"
+
+
+class ShortTextValue(_Input):
+    """A single short text argument (e.g. a set number to look up), checked like a field."""
+
+    value: ShortText
+
+
+class ImageAdd(ImageCreate):
+    # None: append after the last image. Past the end also appends.
+    position: Position | None = None
+
+
+class ImageOrder(_Input):
+    image_ids: Annotated[list[UUID], Field(max_length=MAX_IMAGES * 10)]

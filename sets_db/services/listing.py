@@ -1,0 +1,181 @@
+"""``list_sets``: filtered, sorted, keyset-paginated pages of one owner's sets.
+
+Keyset (not OFFSET) pagination: the cursor carries the last row's sort key and id, and the
+next page starts strictly after it, so a page costs the same at any depth and rows inserted
+meanwhile never shift or repeat what the caller has already seen.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from sets_db.errors import InvalidInputError
+from sets_db.schemas import DEFAULT_PAGE_SIZE, SetOut, SetPage, SetQuery, SortKey
+from sets_db.services._base import SET_WITH_IMAGES, owner, reading, to_set, validate
+
+
+@dataclass(frozen=True)
+class _Sort:
+    expression: str
+    nullable: bool
+    # Turns the cursor's JSON value back into the type asyncpg binds for the expression.
+    decode: type[Any]
+
+
+_SORTS: dict[SortKey, _Sort] = {
+    "created_at": _Sort("s.created_at", nullable=False, decode=datetime.fromisoformat),  # type: ignore[arg-type]
+    "title": _Sort("s.title", nullable=False, decode=str),
+    "piece_count": _Sort("s.piece_count", nullable=True, decode=int),
+    "release_date": _Sort("s.release_date", nullable=True, decode=datetime.fromisoformat),  # type: ignore[arg-type]
+    "purchase_date": _Sort("s.purchase_date", nullable=True, decode=datetime.fromisoformat),  # type: ignore[arg-type]
+    "total_cost": _Sort(
+        "(COALESCE(s.purchase_price, 0) + COALESCE(s.tax, 0) + COALESCE(s.shipping, 0))",
+        nullable=False,
+        decode=Decimal,
+    ),
+}
+
+
+def total_cost(item: SetOut) -> Decimal:
+    return sum(
+        (part or Decimal(0) for part in (item.purchase_price, item.tax, item.shipping)),
+        Decimal(0),
+    )
+
+
+def _sort_value(item: SetOut, sort: SortKey) -> Any:
+    return total_cost(item) if sort == "total_cost" else getattr(item, sort)
+
+
+class _Params:
+    """Collects bind parameters; SQL text only ever gets ``$n`` placeholders."""
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def __call__(self, value: Any) -> str:
+        self.values.append(value)
+        return f"${len(self.values)}"
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _filters(query: SetQuery, user_id: str, bind: _Params) -> list[str]:
+    where = [f"s.user_id = {bind(user_id)}"]
+    if query.themes is not None:
+        where.append(f"s.theme = ANY({bind(query.themes)}::text[])")
+    if query.tags:
+        where.append(f"s.tags @> {bind(query.tags)}::text[]")
+    if query.is_built is not None:
+        where.append(f"s.is_built = {bind(query.is_built)}")
+    if query.set_number is not None:
+        where.append(f"s.set_number = {bind(query.set_number)}")
+    if query.search:
+        pattern = bind(_like_pattern(query.search))
+        where.append(f"(s.title ILIKE {pattern} OR s.set_number ILIKE {pattern})")
+    return where
+
+
+def _fingerprint(query: SetQuery) -> str:
+    """Ties a cursor to the filters and order it was made for."""
+    shape = query.model_dump(mode="json", exclude={"cursor", "limit"})
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _encode_cursor(query: SetQuery, last: SetOut) -> str:
+    value = _sort_value(last, query.sort)
+    payload = [_fingerprint(query), None if value is None else str(value), str(last.id)]
+    if isinstance(value, datetime):
+        payload[1] = value.isoformat()
+    return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode()
+
+
+def _decode_cursor(query: SetQuery) -> tuple[Any, UUID]:
+    assert query.cursor is not None
+    try:
+        fingerprint, raw_value, raw_id = json.loads(base64.urlsafe_b64decode(query.cursor))
+        if fingerprint != _fingerprint(query):
+            raise ValueError("cursor belongs to other filters or another order")
+        value = None if raw_value is None else _SORTS[query.sort].decode(raw_value)
+        return value, UUID(raw_id)
+    except (ValueError, TypeError, binascii.Error, ArithmeticError) as error:
+        raise InvalidInputError.single("cursor", f"invalid cursor ({error})") from None
+
+
+def _after_cursor(query: SetQuery, bind: _Params) -> str:
+    """Rows strictly after the cursor in ``ORDER BY key NULLS LAST, id`` order."""
+    value, last_id = _decode_cursor(query)
+    sort = _SORTS[query.sort]
+    op = "<" if query.is_descending else ">"
+    if value is None:  # already among the NULL keys, which come last
+        return f"({sort.expression} IS NULL AND s.id {op} {bind(last_id)})"
+    after = f"({sort.expression}, s.id) {op} ({bind(value)}, {bind(last_id)})"
+    return f"({after} OR {sort.expression} IS NULL)" if sort.nullable else after
+
+
+def build_page_sql(query: SetQuery, user_id: str) -> tuple[str, list[Any]]:
+    bind = _Params()
+    where = _filters(query, user_id, bind)
+    if query.cursor:
+        where.append(_after_cursor(query, bind))
+    direction = "DESC" if query.is_descending else "ASC"
+    key = _SORTS[query.sort].expression
+    # One more row than asked: its presence says whether a next page exists.
+    sql = f"""
+        SELECT {SET_WITH_IMAGES} FROM (
+            SELECT * FROM sets s WHERE {" AND ".join(where)}
+            ORDER BY {key} {direction} NULLS LAST, s.id {direction}
+            LIMIT {query.limit + 1}
+        ) s
+        ORDER BY {key} {direction} NULLS LAST, s.id {direction}
+    """
+    return sql, bind.values
+
+
+async def list_sets(
+    *,
+    user_id: str,
+    themes: Sequence[str] | str | None = None,
+    tags: Sequence[str] | None = None,
+    is_built: bool | None = None,
+    set_number: str | None = None,
+    search: str | None = None,
+    sort: SortKey = "created_at",
+    descending: bool | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    cursor: str | None = None,
+) -> SetPage:
+    """One page of the owner's sets (see ``SetQuery``); pass ``next_cursor`` back for more."""
+    user_id = owner(user_id)
+    query = validate(
+        SetQuery,
+        {
+            "themes": [themes] if isinstance(themes, str) else themes,
+            "tags": tags,
+            "is_built": is_built,
+            "set_number": set_number,
+            "search": search,
+            "sort": sort,
+            "descending": descending,
+            "limit": limit,
+            "cursor": cursor,
+        },
+    )
+    sql, values = build_page_sql(query, user_id)
+    async with reading() as conn:
+        rows = await conn.execute_query_dict(sql, values)
+    items = [to_set(row) for row in rows[: query.limit]]
+    more = len(rows) > query.limit
+    return SetPage(items=items, next_cursor=_encode_cursor(query, items[-1]) if more else None)
