@@ -1,0 +1,36 @@
+"""Inputs for service tests: one fully filled set, and a snapshot of every row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+FULL_SET: dict[str, Any] = {
+    "title": "Millennium Falcon",
+    "set_number": "75192",
+    "store": "LEGO Store",
+    "source_url": "https://www.lego.com/75192",
+    "piece_count": 7541,
+    "release_date": datetime(2017, 10, 1, tzinfo=UTC),
+    "theme": "Star Wars",
+    "tags": ["ucs", "display", "star wars"],
+    "notes": "Bought on May the 4th",
+    "is_built": True,
+    "quantity": 2,
+    "purchase_price": Decimal("849.99"),
+    "tax": Decimal("70.12"),
+    "shipping": Decimal("0.01"),
+    "purchase_date": datetime(2023, 5, 4, 18, 30, tzinfo=timezone(timedelta(hours=2))),
+    "wishlist_item_id": UUID("12345678-1234-5678-1234-567812345678"),
+}
+
+
+async def snapshot(raw: Any) -> list[str]:
+    """Every row of both tables, as text: equal snapshots mean byte-for-byte equal data."""
+    rows = await raw.fetch(
+        "SELECT 'sets' AS t, row_to_json(s)::text AS r FROM sets s"
+        " UNION ALL SELECT 'set_images', row_to_json(i)::text FROM set_images i ORDER BY 1, 2"
+    )
+    return [f"{row['t']}:{row['r']}" for row in rows]
