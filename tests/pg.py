@@ -113,7 +113,8 @@ async def catalog(url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 # --- Helpers for the migration tests -------------------------------------------------------
 
-MIGRATIONS_DIR = REPO_ROOT / "migrations" / "models"  # aerich: location "./migrations", app "models"
+# aerich's location "./migrations" + app "models"
+MIGRATIONS_DIR = REPO_ROOT / "migrations" / "models"
 # What a developer's checkout needs for aerich to run: its config, the models, the history.
 PROJECT_FILES = ("pyproject.toml", "aerich.ini")
 PROJECT_DIRS = ("sets_db", "migrations")
@@ -140,9 +141,7 @@ def copy_project(dest: Path, *, upto: int | None = None) -> Path:
     for name in PROJECT_FILES:
         shutil.copy2(REPO_ROOT / name, dest / name)
     for name in PROJECT_DIRS:
-        shutil.copytree(
-            REPO_ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__")
-        )
+        shutil.copytree(REPO_ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     if upto is not None:
         for path in migration_files(dest / "migrations" / "models"):
             if version_number(path) >= upto:
@@ -160,6 +159,14 @@ def aerich_in(project: Path, url: str, *args: str) -> subprocess.CompletedProces
     )
 
 
+def python(url: str, code: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter with ``DATABASE_URL=url`` (its own Tortoise)."""
+    env = {**os.environ, "DATABASE_URL": url}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 def output_of(result: subprocess.CompletedProcess[str]) -> list[str]:
     """The stdout lines of a command that must have succeeded (else a readable failure)."""
     assert result.returncode == 0, (
@@ -171,7 +178,7 @@ def output_of(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 SCHEMA_EXTRAS = {
     "schemas": """
-        SELECT nspname FROM pg_namespace
+        SELECT nspname, nspacl::text FROM pg_namespace
         WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' ORDER BY 1""",
     "types": """
         SELECT typname, typtype FROM pg_type
@@ -194,12 +201,25 @@ SCHEMA_EXTRAS = {
         SELECT conrelid::regclass::text, pg_get_constraintdef(oid), confdeltype, confupdtype
         FROM pg_constraint WHERE contype = 'f' AND connamespace = 'public'::regnamespace
         ORDER BY 1, 2""",
+    # Grants, row-level security and storage options of every table, index and sequence.
+    "relation_options": """
+        SELECT relname, relacl::text, relrowsecurity, relforcerowsecurity, reloptions::text,
+               relpersistence
+        FROM pg_class WHERE relnamespace = 'public'::regnamespace ORDER BY 1""",
+    "policies": """
+        SELECT tablename, policyname, permissive, roles::text, cmd, qual, with_check
+        FROM pg_policies WHERE schemaname = 'public' ORDER BY 1, 2""",
+    "default_privileges": """
+        SELECT defaclrole::regrole::text, defaclnamespace::regnamespace::text, defaclobjtype,
+               defaclacl::text
+        FROM pg_default_acl ORDER BY 1, 2, 3""",
 }
 
 
 async def schema_snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """``catalog()`` plus the rest a migration could leave behind (types, functions,
-    comments, triggers, sequences, extensions, schemas): equal snapshots = same schema."""
+    """``catalog()`` plus the rest a migration could leave behind in this database (types,
+    functions, comments, triggers, sequences, grants, row-level security, policies,
+    extensions, schemas): equal snapshots = same schema. Roles are cluster-wide: not here."""
     snapshot = await catalog(url)
     conn = await connect(url)
     try:
