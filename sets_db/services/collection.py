@@ -15,7 +15,7 @@ from sets_db.schemas import (
 from sets_db.services._base import SET_WITH_IMAGES, owner, reading, to_set, validate
 
 # ROLLUP gives the per-theme rows and the grand total (GROUPING(theme) = 1) in one scan.
-_STATS_SQL = """
+STATS_SQL = """
 SELECT GROUPING(theme) AS is_total,
        theme,
        count(*) AS set_count,
@@ -30,12 +30,33 @@ GROUP BY ROLLUP (theme)
 ORDER BY is_total DESC, theme NULLS LAST
 """
 
+# The statements below are module constants so tests/test_query_plans.py can EXPLAIN exactly
+# what the functions run.
+THEMES_SQL = """
+SELECT theme AS name, count(*) AS count FROM sets
+WHERE user_id = $1 AND theme IS NOT NULL
+GROUP BY theme ORDER BY count DESC, theme
+"""
+TAGS_SQL = """
+SELECT tag AS name, count(*) AS count FROM sets, unnest(tags) AS tag
+WHERE user_id = $1 GROUP BY tag ORDER BY count DESC, tag
+"""
+DUPLICATES_SQL = f"""
+SELECT {SET_WITH_IMAGES} FROM sets s
+WHERE s.user_id = $1 AND s.set_number = $2 ORDER BY s.created_at, s.id
+"""
+DUPLICATE_GROUPS_SQL = """
+SELECT set_number, array_agg(id ORDER BY created_at, id) AS set_ids FROM sets
+WHERE user_id = $1 AND set_number IS NOT NULL
+GROUP BY set_number HAVING count(*) > 1 ORDER BY set_number
+"""
+
 
 async def collection_stats(*, user_id: str) -> CollectionStats:
     """Counts, pieces and money of the owner's collection, in total and per theme."""
     user_id = owner(user_id)
-    async with reading() as conn:
-        rows = await conn.execute_query_dict(_STATS_SQL, [user_id])
+    async with reading(user_id) as conn:
+        rows = await conn.execute_query_dict(STATS_SQL, [user_id])
     total = rows[0] if rows and rows[0]["is_total"] else None
     if total is None:  # no sets at all
         return CollectionStats(
@@ -70,25 +91,16 @@ async def collection_stats(*, user_id: str) -> CollectionStats:
 async def list_themes(*, user_id: str) -> list[NameCount]:
     """The owner's themes with how many sets each has, most used first."""
     user_id = owner(user_id)
-    async with reading() as conn:
-        rows = await conn.execute_query_dict(
-            "SELECT theme AS name, count(*) AS count FROM sets"
-            " WHERE user_id = $1 AND theme IS NOT NULL"
-            " GROUP BY theme ORDER BY count DESC, theme",
-            [user_id],
-        )
+    async with reading(user_id) as conn:
+        rows = await conn.execute_query_dict(THEMES_SQL, [user_id])
     return [NameCount.model_validate(row) for row in rows]
 
 
 async def list_tags(*, user_id: str) -> list[NameCount]:
     """The owner's tags with how many sets carry each, most used first."""
     user_id = owner(user_id)
-    async with reading() as conn:
-        rows = await conn.execute_query_dict(
-            "SELECT tag AS name, count(*) AS count FROM sets, unnest(tags) AS tag"
-            " WHERE user_id = $1 GROUP BY tag ORDER BY count DESC, tag",
-            [user_id],
-        )
+    async with reading(user_id) as conn:
+        rows = await conn.execute_query_dict(TAGS_SQL, [user_id])
     return [NameCount.model_validate(row) for row in rows]
 
 
@@ -96,23 +108,14 @@ async def find_duplicates(*, user_id: str, set_number: str) -> list[SetOut]:
     """The owner's sets with this set number, oldest first (empty when there are none)."""
     user_id = owner(user_id)
     number = validate(ShortTextValue, {"value": set_number}).value
-    async with reading() as conn:
-        rows = await conn.execute_query_dict(
-            f"SELECT {SET_WITH_IMAGES} FROM sets s"
-            " WHERE s.user_id = $1 AND s.set_number = $2 ORDER BY s.created_at, s.id",
-            [user_id, number],
-        )
+    async with reading(user_id) as conn:
+        rows = await conn.execute_query_dict(DUPLICATES_SQL, [user_id, number])
     return [to_set(row) for row in rows]
 
 
 async def list_duplicate_groups(*, user_id: str) -> list[DuplicateGroup]:
     """Every set number the owner has more than once, with the sets (oldest first)."""
     user_id = owner(user_id)
-    async with reading() as conn:
-        rows = await conn.execute_query_dict(
-            "SELECT set_number, array_agg(id ORDER BY created_at, id) AS set_ids FROM sets"
-            " WHERE user_id = $1 AND set_number IS NOT NULL"
-            " GROUP BY set_number HAVING count(*) > 1 ORDER BY set_number",
-            [user_id],
-        )
+    async with reading(user_id) as conn:
+        rows = await conn.execute_query_dict(DUPLICATE_GROUPS_SQL, [user_id])
     return [DuplicateGroup.model_validate(row) for row in rows]

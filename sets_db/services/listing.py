@@ -131,15 +131,22 @@ def build_page_sql(query: SetQuery, user_id: str) -> tuple[str, list[Any]]:
     if query.cursor:
         where.append(_after_cursor(query, bind))
     direction = "DESC" if query.is_descending else "ASC"
-    key = _SORTS[query.sort].expression
-    # One more row than asked: its presence says whether a next page exists.
+    sort = _SORTS[query.sort]
+    # NULLS LAST only where NULLs can occur: without it, ``created_at DESC, id DESC`` is a
+    # backward scan of sets_user_created_idx (user_id, created_at, id), and ASC a forward one.
+    key = f"{sort.expression} {direction}" + (" NULLS LAST" if sort.nullable else "")
+    # One more row than asked: its presence says whether a next page exists. The limit is a
+    # parameter, not a literal: once PostgreSQL switches the prepared statement to a generic
+    # plan (after five calls), a literal small limit plus the average owner's row estimate
+    # made it sort a big collection instead of walking sets_user_created_idx.
+    limit = bind(query.limit + 1)
     sql = f"""
         SELECT {SET_WITH_IMAGES} FROM (
             SELECT * FROM sets s WHERE {" AND ".join(where)}
-            ORDER BY {key} {direction} NULLS LAST, s.id {direction}
-            LIMIT {query.limit + 1}
+            ORDER BY {key}, s.id {direction}
+            LIMIT {limit}
         ) s
-        ORDER BY {key} {direction} NULLS LAST, s.id {direction}
+        ORDER BY {key}, s.id {direction}
     """
     return sql, bind.values
 
@@ -174,7 +181,7 @@ async def list_sets(
         },
     )
     sql, values = build_page_sql(query, user_id)
-    async with reading() as conn:
+    async with reading(user_id) as conn:
         rows = await conn.execute_query_dict(sql, values)
     items = [to_set(row) for row in rows[: query.limit]]
     more = len(rows) > query.limit

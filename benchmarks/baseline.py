@@ -1,0 +1,109 @@
+"""The hand-written asyncpg baselines: the same data as each service call, in the fewest
+round trips we know how to write, with no DTOs (plain asyncpg Records)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+Pool = Any  # asyncpg.Pool (untyped)
+
+# Images as an array of ROW()s: asyncpg decodes it in binary (faster than json_agg + json).
+IMAGES = """
+(SELECT array_agg(ROW(i.id, i.set_id, i.image_url, i.thumbnail_url, i.position, i.created_at)
+    ORDER BY i.position, i.created_at, i.id) FROM set_images i WHERE i.set_id = s.id) AS images
+"""
+
+GET_SET = f"SELECT s.*, {IMAGES} FROM sets s WHERE s.id = $1 AND s.user_id = $2"
+FIRST_PAGE = f"""
+SELECT s.*, {IMAGES} FROM sets s WHERE s.user_id = $1
+ORDER BY s.created_at DESC, s.id DESC LIMIT $2
+"""
+DEEP_PAGE = f"""
+SELECT s.*, {IMAGES} FROM sets s WHERE s.user_id = $1 AND (s.created_at, s.id) < ($3, $4)
+ORDER BY s.created_at DESC, s.id DESC LIMIT $2
+"""
+FILTERED_PAGE = f"""
+SELECT s.*, {IMAGES} FROM sets s
+WHERE s.user_id = $1 AND s.theme = $3 AND s.tags @> $4::text[]
+  AND (s.title ILIKE $5 OR s.set_number ILIKE $5)
+ORDER BY s.created_at DESC, s.id DESC LIMIT $2
+"""
+STATS = """
+SELECT GROUPING(theme) AS is_total, theme, count(*) AS set_count,
+       COALESCE(sum(quantity), 0)::bigint AS total_quantity,
+       COALESCE(sum(COALESCE(piece_count, 0)::bigint * quantity), 0)::bigint AS total_pieces,
+       count(*) FILTER (WHERE is_built) AS built_count,
+       COALESCE(sum(COALESCE(purchase_price, 0) + COALESCE(tax, 0) + COALESCE(shipping, 0)), 0)
+           ::numeric(14, 2) AS money_spent
+FROM sets WHERE user_id = $1 GROUP BY ROLLUP (theme) ORDER BY is_total DESC, theme NULLS LAST
+"""
+DUPLICATES = f"""
+SELECT s.*, {IMAGES} FROM sets s WHERE s.user_id = $1 AND s.set_number = $2
+ORDER BY s.created_at, s.id
+"""
+# The set row is locked first (a separate statement, so the next one sees every image
+# committed by a writer that held the lock before us); then one statement places the image.
+LOCK = "SELECT 1 FROM sets WHERE id = $1 AND user_id = $2 FOR UPDATE"
+ADD_IMAGE = """
+INSERT INTO set_images (set_id, image_url, thumbnail_url, position)
+SELECT $1, $2, $3, count(*) FROM set_images WHERE set_id = $1
+RETURNING id, set_id, image_url, thumbnail_url, position, created_at
+"""
+# A single statement is atomic on its own: no explicit transaction needed.
+UPDATE = f"""
+WITH s AS (
+    UPDATE sets SET notes = $3, quantity = $4,
+        updated_at = GREATEST(clock_timestamp(), updated_at + interval '1 microsecond')
+    WHERE id = $1 AND user_id = $2 RETURNING *
+)
+SELECT s.*, {IMAGES} FROM s
+"""
+
+
+async def pool(dsn: str, size: int) -> Pool:
+    return await asyncpg.create_pool(dsn, min_size=size, max_size=size)
+
+
+async def get_set(pool: Pool, user_id: str, set_id: UUID) -> Any:
+    return await pool.fetchrow(GET_SET, set_id, user_id)
+
+
+async def first_page(pool: Pool, user_id: str, limit: int = 50) -> Any:
+    return await pool.fetch(FIRST_PAGE, user_id, limit + 1)
+
+
+async def deep_page(pool: Pool, user_id: str, after: tuple[datetime, UUID], limit: int = 50) -> Any:
+    return await pool.fetch(DEEP_PAGE, user_id, limit + 1, *after)
+
+
+def like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def filtered_page(
+    pool: Pool, user_id: str, theme: str, tag: str, search: str, limit: int = 50
+) -> Any:
+    return await pool.fetch(FILTERED_PAGE, user_id, limit + 1, theme, [tag], like(search))
+
+
+async def collection_stats(pool: Pool, user_id: str) -> Any:
+    return await pool.fetch(STATS, user_id)
+
+
+async def find_duplicates(pool: Pool, user_id: str, set_number: str) -> Any:
+    return await pool.fetch(DUPLICATES, user_id, set_number)
+
+
+async def add_image(pool: Pool, user_id: str, set_id: UUID, image_url: str) -> Any:
+    async with pool.acquire() as conn, conn.transaction():
+        if await conn.fetchval(LOCK, set_id, user_id) is None:
+            raise LookupError(set_id)
+        return await conn.fetchrow(ADD_IMAGE, set_id, image_url, None)
+
+
+async def update_set(pool: Pool, user_id: str, set_id: UUID, notes: str, quantity: int) -> Any:
+    return await pool.fetchrow(UPDATE, set_id, user_id, notes, quantity)
