@@ -3,16 +3,26 @@
 aerich has no lock of its own: two ``aerich upgrade`` runs on an empty database race and one
 crashes. Here every run first takes a PostgreSQL advisory lock, so concurrent deployers
 queue up and each later one finds nothing left to do.
+
+``pending_or_drift()`` is the read-only check behind ``sets-db migrate --check``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import random
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 from aerich import Command
+from aerich.migrate import Migrate
+from tortoise import Tortoise
 
 from sets_db.config import APP_LABEL, asyncpg_dsn, database_url, tortoise_config
 
@@ -20,6 +30,10 @@ from sets_db.config import APP_LABEL, asyncpg_dsn, database_url, tortoise_config
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 # Any constant works; it only has to be the same in every migrator.
 ADVISORY_LOCK_KEY = 0x5E75_DB00
+MIN_LOCK_POLL_S = 0.05
+MAX_LOCK_POLL_S = 1.0
+
+T = TypeVar("T")
 
 
 async def migrate(url: str | None = None) -> list[str]:
@@ -27,21 +41,136 @@ async def migrate(url: str | None = None) -> list[str]:
     url = url or database_url()
     lock_connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        await lock_connection.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
-        # aerich initialises Tortoise itself; a fresh context keeps that apart from any
-        # connection the caller already has open.
-        task = asyncio.create_task(_upgrade(url), context=contextvars.Context())
-        return await task
+        await _wait_for_lock(lock_connection)
+        return await _isolated(_upgrade, url)
     finally:
         # Closing the session releases the advisory lock too.
         await lock_connection.close()
 
 
-async def _upgrade(url: str) -> list[str]:
+async def _wait_for_lock(conn: asyncpg.Connection) -> None:
+    """Take the migration lock, polling instead of blocking in ``pg_advisory_lock``.
+
+    A session blocked in ``pg_advisory_lock`` sits in a statement with a snapshot, and
+    ``CREATE INDEX CONCURRENTLY`` (run by the lock holder) waits for every such snapshot in
+    the database: the holder and the waiters would wait for each other forever, unseen by
+    the deadlock detector. Between two short tries a waiter holds no snapshot.
+    """
+    delay = MIN_LOCK_POLL_S
+    while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", ADVISORY_LOCK_KEY):
+        await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+        delay = min(delay * 2, MAX_LOCK_POLL_S)
+
+
+async def _isolated(run: Callable[[str], Coroutine[Any, Any, T]], url: str) -> T:
+    # aerich initialises Tortoise itself; a fresh context keeps that apart from any
+    # connection the caller already has open.
+    return await asyncio.create_task(run(url), context=contextvars.Context())
+
+
+@asynccontextmanager
+async def _command(url: str, location: Path | None = None) -> AsyncIterator[Command]:
+    """An aerich Command on ``url``, with a Tortoise of its own.
+
+    aerich only initialises Tortoise when none is visible, and an app's ``init_db()`` is
+    visible everywhere (global fallback): without this init, ``migrate(other_url)`` in such
+    a process would check and migrate the app's database instead of ``other_url``.
+    """
+    # Migrations run without a statement timeout: an index build may take a while.
+    config = tortoise_config(url, statement_timeout=0)
+    await Tortoise.init(config=config)
     command = Command(
-        tortoise_config=tortoise_config(url), app=APP_LABEL, location=str(MIGRATIONS_DIR)
+        tortoise_config=config, app=APP_LABEL, location=str(location or MIGRATIONS_DIR)
     )
-    async with command:
+    async with command:  # closes this context's connections at the end
+        yield command
+
+
+async def _upgrade(url: str) -> list[str]:
+    async with _command(url) as command:
         await command.init()
         applied: list[str] = await command.upgrade(run_in_transaction=True)
     return applied
+
+
+def migration_versions(location: Path | None = None) -> list[str]:
+    """The migration files aerich knows, in its order (``N_<timestamp>_<name>.py``)."""
+    folder = (location or MIGRATIONS_DIR) / APP_LABEL
+    files = [p.name for p in folder.glob("*.py") if p.name.split("_")[0].isdigit()]
+    return sorted(files, key=lambda name: int(name.split("_")[0]))
+
+
+async def applied_versions(url: str) -> list[str]:
+    """The versions recorded in the database's ``aerich`` table (none if it has no table)."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        if await conn.fetchval("SELECT to_regclass('aerich') IS NULL"):
+            return []
+        rows = await conn.fetch("SELECT version FROM aerich WHERE app = $1 ORDER BY id", APP_LABEL)
+        return [row["version"] for row in rows]
+    finally:
+        await conn.close()
+
+
+async def pending_or_drift(url: str | None = None) -> list[str]:
+    """Every reason a deploy should stop; empty when the database is exactly at head and the
+    models match the migrations.
+
+    - pending: a migration file that the database has not applied;
+    - unknown: a version the database applied that no file describes (code older than db);
+    - drift: the models differ from the last migration's ``MODELS_STATE``, i.e.
+      ``aerich migrate`` would generate a new migration. This runs aerich's own diff in a
+      throwaway copy of the migrations folder, so nothing in the repo is written.
+    """
+    url = url or database_url()
+    problems: list[str] = []
+    files = migration_versions()
+    applied = await applied_versions(url)
+    problems += [f"pending migration: {version}" for version in files if version not in applied]
+    problems += [
+        f"applied but unknown to this code: {version}"
+        for version in applied
+        if version not in files
+    ]
+    drift = await _isolated(_drift, url)
+    if drift:
+        problems.append(
+            f"models have drifted from the migrations; aerich migrate would add: {drift}"
+        )
+    return problems
+
+
+def _reset_aerich_state() -> None:
+    # aerich keeps the operators of a diff in class attributes and never clears them, so a
+    # second check in the same process would otherwise see the first one's leftovers.
+    for name in (
+        "upgrade_operators",
+        "downgrade_operators",
+        "_upgrade_fk_m2m_index_operators",
+        "_downgrade_fk_m2m_index_operators",
+        "_upgrade_m2m",
+        "_downgrade_m2m",
+    ):
+        setattr(Migrate, name, [])
+    Migrate._rename_fields = {}
+    Migrate._rename_models = {}
+    Migrate._last_version_content = None
+
+
+async def _drift(url: str) -> str:
+    """The SQL ``aerich migrate`` would generate now (empty: no drift)."""
+    with tempfile.TemporaryDirectory(prefix="sets_db_drift_") as scratch:
+        location = Path(scratch) / "migrations"
+        shutil.copytree(
+            MIGRATIONS_DIR, location, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+        _reset_aerich_state()
+        try:
+            async with _command(url, location) as command:
+                # offline: compare with the files' MODELS_STATE, not with the database.
+                await command.init(offline=True)
+                generated = await command.migrate(name="drift_check", no_input=True, offline=True)
+        finally:
+            upgrade = "; ".join(Migrate.upgrade_operators)
+            _reset_aerich_state()
+        return upgrade if generated else ""

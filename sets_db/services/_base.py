@@ -4,7 +4,6 @@ and ORM exceptions become ``sets_db.errors``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -17,6 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import BaseORMException, DBConnectionError, IntegrityError
 from tortoise.transactions import in_transaction
 
+from sets_db.config import rls_role
 from sets_db.errors import (
     ConflictError,
     DatabaseUnavailableError,
@@ -32,16 +32,19 @@ Dto = TypeVar("Dto", bound=pydantic.BaseModel)
 
 MAX_USER_ID = 255
 
-# A set's columns plus its images (position order) as one JSON array: one round trip.
+# A set's columns plus its images (position order) as one array of rows: one round trip.
+# An array of ROW()s, not JSON: asyncpg decodes it in binary, already as UUID and datetime
+# (NULL when the set has no images). Its columns are IMAGE_FIELDS, in that order.
 SET_WITH_IMAGES = """
-s.*, COALESCE((
-    SELECT json_agg(json_build_object(
-        'id', i.id, 'set_id', i.set_id, 'image_url', i.image_url,
-        'thumbnail_url', i.thumbnail_url, 'position', i.position, 'created_at', i.created_at
+s.*, (
+    SELECT array_agg(ROW(
+        i.id, i.set_id, i.image_url, i.thumbnail_url, i.position, i.created_at
     ) ORDER BY i.position, i.created_at, i.id)
     FROM set_images i WHERE i.set_id = s.id
-), '[]') AS images
+) AS images
 """
+IMAGE_FIELDS = ("id", "set_id", "image_url", "thumbnail_url", "position", "created_at")
+_SET_FIELDS = tuple(name for name in SetOut.model_fields if name != "images")
 
 
 def owner(user_id: object) -> str:
@@ -80,11 +83,18 @@ def validate(model: type[Dto], data: Dto | Mapping[str, Any]) -> Dto:
 
 
 def to_set(row: Mapping[str, Any]) -> SetOut:
-    """A row of ``SELECT SET_WITH_IMAGES`` as a DTO."""
-    images = json.loads(row["images"])
-    return SetOut.model_validate(
-        {**row, "tags": row["tags"] or [], "images": [ImageOut.model_validate(i) for i in images]}
-    )
+    """A row of ``SELECT SET_WITH_IMAGES`` as a DTO.
+
+    Built without validation (``model_construct``): the values come from the database in
+    the types of the schema, and validating them again was most of a page's cost.
+    """
+    fields = {name: row[name] for name in _SET_FIELDS}
+    fields["tags"] = row["tags"] or []
+    fields["images"] = [
+        ImageOut.model_construct(**dict(zip(IMAGE_FIELDS, image, strict=True)))
+        for image in row["images"] or ()
+    ]
+    return SetOut.model_construct(**fields)
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -96,19 +106,23 @@ def _root_cause(error: BaseException) -> BaseException:
 def translate(error: Exception) -> SetsDbError:
     """The one mapping from driver/ORM exceptions to the sets-db error tree."""
     root = _root_cause(error)
+    # Before the connection errors: a cancelled statement is an OperatorInterventionError too.
     if isinstance(root, asyncpg.QueryCanceledError):
         return QueryTimeoutError("the query ran past the statement timeout and was cancelled")
     if isinstance(root, asyncpg.IntegrityConstraintViolationError) or isinstance(
         error, IntegrityError
     ):
         return ConflictError(f"the write conflicts with existing data: {root}")
+    if isinstance(root, asyncpg.TransactionRollbackError):
+        # serialization failure or deadlock: nothing was written, a retry may succeed
+        return ConflictError(f"the write collided with a concurrent one: {root}")
     if isinstance(
         root,
         OSError
         | asyncpg.InterfaceError
         | asyncpg.PostgresConnectionError
-        | asyncpg.OperatorInterventionError
-        | asyncpg.CannotConnectNowError
+        | asyncpg.OperatorInterventionError  # AdminShutdown (terminated), CannotConnectNow
+        | asyncpg.TooManyConnectionsError
         | DBConnectionError,
     ):
         return DatabaseUnavailableError(f"the database is unavailable: {type(root).__name__}")
@@ -119,21 +133,48 @@ def translate(error: Exception) -> SetsDbError:
 
 _TRANSLATED = (BaseORMException, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
+# One round trip: assume the role and name the owner, both only until the transaction ends
+# (``is_local``), so a pooled connection never carries them into someone else's request.
+_AS_OWNER_WITH_ROLE = "SELECT set_config('role', $1, true), set_config('sets_db.user_id', $2, true)"
+
+
+async def _as_owner(conn: Connection, user_id: str, role: str) -> None:
+    """RLS mode: what the row-level security policies of migration 3 read."""
+    await conn.execute_query(_AS_OWNER_WITH_ROLE, [role, user_id])
+
 
 @asynccontextmanager
-async def reading() -> AsyncIterator[Connection]:
-    """A pooled connection for a single read statement (no transaction round trips)."""
+async def reading(user_id: str) -> AsyncIterator[Connection]:
+    """The owner's connection for read statements.
+
+    By default a pooled connection with no transaction round trips. In RLS mode
+    (``SETS_DB_RLS_ROLE``) a short transaction that first assumes the application role and
+    the owner, because ``SET LOCAL`` lasts for one transaction only.
+    """
+    role = rls_role()
     try:
-        yield connections.get("default")
+        if role is None:
+            yield connections.get("default")
+        else:
+            async with in_transaction("default") as conn:
+                await _as_owner(conn, user_id, role)
+                yield conn
     except _TRANSLATED as error:
         raise translate(error) from error
 
 
 @asynccontextmanager
-async def transaction() -> AsyncIterator[Connection]:
-    """One unit of work: every statement inside commits together or not at all."""
+async def transaction(user_id: str) -> AsyncIterator[Connection]:
+    """One unit of work for the owner: every statement inside commits together or not at all.
+
+    In RLS mode it first assumes the application role and the owner (see ``reading``); the
+    table owner bypasses the policies, so without RLS mode there is nothing to set.
+    """
+    role = rls_role()
     try:
         async with in_transaction("default") as conn:
+            if role is not None:
+                await _as_owner(conn, user_id, role)
             yield conn
     except _TRANSLATED as error:
         raise translate(error) from error
@@ -151,9 +192,9 @@ async def lock_set(conn: Connection, user_id: str, set_id: UUID) -> bool:
     return bool(rows)
 
 
+FETCH_SET_SQL = f"SELECT {SET_WITH_IMAGES} FROM sets s WHERE s.id = $1 AND s.user_id = $2"
+
+
 async def fetch_set(conn: Connection, user_id: str, set_id: UUID) -> SetOut | None:
-    rows = await conn.execute_query_dict(
-        f"SELECT {SET_WITH_IMAGES} FROM sets s WHERE s.id = $1 AND s.user_id = $2",
-        [set_id, user_id],
-    )
+    rows = await conn.execute_query_dict(FETCH_SET_SQL, [set_id, user_id])
     return to_set(rows[0]) if rows else None

@@ -37,7 +37,7 @@ async def add_image(
     image = validate(
         ImageAdd, {"image_url": image_url, "thumbnail_url": thumbnail_url, "position": position}
     )
-    async with transaction() as conn:
+    async with transaction(user_id) as conn:
         if not await lock_set(conn, user_id, set_id):
             raise SetNotFoundError(set_id)
         count_rows = await conn.execute_query_dict(
@@ -64,8 +64,9 @@ async def reorder_images(
 ) -> list[ImageOut]:
     """Put the set's images in exactly this order (positions 0..n-1), atomically."""
     user_id, set_id = owner(user_id), parse_id(set_id, "set_id")
-    order = validate(ImageOrder, {"image_ids": list(image_ids)}).image_ids
-    async with transaction() as conn:
+    # Handed over as given: pydantic rejects None or a bare string, where list() would not.
+    order = validate(ImageOrder, {"image_ids": image_ids}).image_ids
+    async with transaction(user_id) as conn:
         if not await lock_set(conn, user_id, set_id):
             raise SetNotFoundError(set_id)
         current = {image.id for image in await _images(conn, set_id)}
@@ -85,7 +86,7 @@ async def reorder_images(
 async def delete_image(*, user_id: str, image_id: UUID | str) -> ImageOut:
     """Delete one image; the later ones move down to close the gap. Returns what was removed."""
     user_id, image_id = owner(user_id), parse_id(image_id, "image_id")
-    async with transaction() as conn:
+    async with transaction(user_id) as conn:
         owned = await conn.execute_query_dict(
             "SELECT i.set_id FROM set_images i JOIN sets s ON s.id = i.set_id"
             " WHERE i.id = $1 AND s.user_id = $2",

@@ -10,11 +10,13 @@ from sets_db.errors import SetNotFoundError
 from sets_db.models import Set, SetImage
 from sets_db.schemas import DeletedSet, SetCreate, SetOut, SetUpdate
 from sets_db.services._base import (
+    SET_WITH_IMAGES,
     fetch_set,
     lock_set,
     owner,
     parse_id,
     reading,
+    to_set,
     transaction,
     validate,
 )
@@ -24,7 +26,7 @@ async def create_set(*, user_id: str, data: SetCreate | Mapping[str, Any]) -> Se
     """Create a set, with its initial images (positions 0..n-1), in one transaction."""
     user_id = owner(user_id)
     data = validate(SetCreate, data)
-    async with transaction() as conn:
+    async with transaction(user_id) as conn:
         row = await Set.create(
             using_db=conn, user_id=user_id, **data.model_dump(exclude={"images"})
         )
@@ -44,7 +46,7 @@ async def create_set(*, user_id: str, data: SetCreate | Mapping[str, Any]) -> Se
 async def get_set(*, user_id: str, set_id: UUID | str) -> SetOut:
     """The owner's set with its images in position order; SetNotFoundError otherwise."""
     user_id, set_id = owner(user_id), parse_id(set_id, "set_id")
-    async with reading() as conn:
+    async with reading(user_id) as conn:
         found = await fetch_set(conn, user_id, set_id)
     if found is None:
         raise SetNotFoundError(set_id)
@@ -64,30 +66,31 @@ async def update_set(
     """Change only the given fields (an explicit None clears one); bumps ``updated_at``."""
     user_id, set_id = owner(user_id), parse_id(set_id, "set_id")
     values = validate(SetUpdate, changes).changes()
-    async with transaction() as conn:
-        if values:
-            assignments = [f'"{column}" = ${n}' for n, column in enumerate(values, start=3)]
-            # Strictly forward, even for two updates within one clock tick.
-            assignments.append(
-                "updated_at = GREATEST(clock_timestamp(), updated_at + interval '1 microsecond')"
-            )
-            # Column names come from SetUpdate's own fields, never from the caller's text.
-            updated, _ = await conn.execute_query(
-                f"UPDATE sets SET {', '.join(assignments)} WHERE id = $1 AND user_id = $2",
-                [set_id, user_id, *values.values()],
-            )
-            if not updated:
-                raise SetNotFoundError(set_id)
-        found = await fetch_set(conn, user_id, set_id)
-    if found is None:
+    if not values:
+        return await get_set(user_id=user_id, set_id=set_id)
+    assignments = [f'"{column}" = ${n}' for n, column in enumerate(values, start=3)]
+    # Strictly forward, even for two updates within one clock tick.
+    assignments.append(
+        "updated_at = GREATEST(clock_timestamp(), updated_at + interval '1 microsecond')"
+    )
+    # One statement updates and reads back (with the images): it is atomic by itself, so it
+    # needs no BEGIN/COMMIT round trips, just the owner's connection that reading() gives.
+    # Column names come from SetUpdate's own fields, never from the caller's text.
+    async with reading(user_id) as conn:
+        rows = await conn.execute_query_dict(
+            f"WITH s AS (UPDATE sets SET {', '.join(assignments)}"
+            f" WHERE id = $1 AND user_id = $2 RETURNING *) SELECT {SET_WITH_IMAGES} FROM s",
+            [set_id, user_id, *values.values()],
+        )
+    if not rows:
         raise SetNotFoundError(set_id)
-    return found
+    return to_set(rows[0])
 
 
 async def delete_set(*, user_id: str, set_id: UUID | str) -> DeletedSet:
     """Delete a set and (by CASCADE) its images; returns the file URLs that went with it."""
     user_id, set_id = owner(user_id), parse_id(set_id, "set_id")
-    async with transaction() as conn:
+    async with transaction(user_id) as conn:
         if not await lock_set(conn, user_id, set_id):
             raise SetNotFoundError(set_id)
         images = await conn.execute_query_dict(
