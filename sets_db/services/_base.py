@@ -25,7 +25,7 @@ from sets_db.errors import (
     QueryTimeoutError,
     SetsDbError,
 )
-from sets_db.schemas import ImageOut, SetOut
+from sets_db.schemas import SetOut
 
 Connection = BaseDBAsyncClient
 Dto = TypeVar("Dto", bound=pydantic.BaseModel)
@@ -44,7 +44,6 @@ s.*, (
 ) AS images
 """
 IMAGE_FIELDS = ("id", "set_id", "image_url", "thumbnail_url", "position", "created_at")
-_SET_FIELDS = tuple(name for name in SetOut.model_fields if name != "images")
 
 
 def owner(user_id: object) -> str:
@@ -85,16 +84,16 @@ def validate(model: type[Dto], data: Dto | Mapping[str, Any]) -> Dto:
 def to_set(row: Mapping[str, Any]) -> SetOut:
     """A row of ``SELECT SET_WITH_IMAGES`` as a DTO.
 
-    Built without validation (``model_construct``): the values come from the database in
-    the types of the schema, and validating them again was most of a page's cost.
+    ``model_validate`` (pydantic-core, compiled) measured about twice as fast as
+    ``model_construct`` (a Python loop per field), and it re-checks the row's types for free.
     """
-    fields = {name: row[name] for name in _SET_FIELDS}
-    fields["tags"] = row["tags"] or []
-    fields["images"] = [
-        ImageOut.model_construct(**dict(zip(IMAGE_FIELDS, image, strict=True)))
-        for image in row["images"] or ()
-    ]
-    return SetOut.model_construct(**fields)
+    return SetOut.model_validate(
+        {
+            **row,
+            "tags": row["tags"] or [],
+            "images": [dict(zip(IMAGE_FIELDS, i, strict=True)) for i in row["images"] or ()],
+        }
+    )
 
 
 def _root_cause(error: BaseException) -> BaseException:

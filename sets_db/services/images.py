@@ -16,6 +16,18 @@ from sets_db.services._base import Connection, lock_set, owner, parse_id, transa
 _IMAGE_COLUMNS = "id, set_id, image_url, thumbnail_url, position, created_at"
 
 
+# One statement after the lock: make room at $4 (if given) and insert at min($4, count).
+# Both parts see the same snapshot, so the count is the one before the shift.
+_ADD_IMAGE_SQL = f"""
+WITH shifted AS (
+    UPDATE set_images SET position = position + 1 WHERE set_id = $1 AND position >= $4
+)
+INSERT INTO set_images (set_id, image_url, thumbnail_url, position)
+SELECT $1, $2, $3, LEAST($4, count(*)) FROM set_images WHERE set_id = $1
+RETURNING {_IMAGE_COLUMNS}
+"""
+
+
 async def _images(conn: Connection, set_id: UUID) -> list[ImageOut]:
     rows = await conn.execute_query_dict(
         f"SELECT {_IMAGE_COLUMNS} FROM set_images WHERE set_id = $1 ORDER BY position, id",
@@ -40,21 +52,8 @@ async def add_image(
     async with transaction(user_id) as conn:
         if not await lock_set(conn, user_id, set_id):
             raise SetNotFoundError(set_id)
-        count_rows = await conn.execute_query_dict(
-            "SELECT count(*) AS n FROM set_images WHERE set_id = $1", [set_id]
-        )
-        count: int = count_rows[0]["n"]
-        at = count if image.position is None else min(image.position, count)
-        if at < count:
-            await conn.execute_query(
-                "UPDATE set_images SET position = position + 1"
-                " WHERE set_id = $1 AND position >= $2",
-                [set_id, at],
-            )
         rows = await conn.execute_query_dict(
-            "INSERT INTO set_images (set_id, image_url, thumbnail_url, position)"
-            f" VALUES ($1, $2, $3, $4) RETURNING {_IMAGE_COLUMNS}",
-            [set_id, image.image_url, image.thumbnail_url, at],
+            _ADD_IMAGE_SQL, [set_id, image.image_url, image.thumbnail_url, image.position]
         )
     return ImageOut.model_validate(rows[0])
 
