@@ -312,8 +312,6 @@ def _progress(total: int, label: str) -> Iterator[Any]:
 
 
 async def _import(url: str, user_id: str, rows: list[SetCreate]) -> int:
-    from sets_db.services.transfer import import_sets
-
     async with _connected(url):
         with _progress(len(rows), "importing") as advance:
 
@@ -323,7 +321,7 @@ async def _import(url: str, user_id: str, rows: list[SetCreate]) -> int:
                     advance()
 
             try:
-                await import_sets(user_id=user_id, rows=counted())
+                await services.import_sets(user_id=user_id, rows=counted())
             except InvalidInputError as error:
                 for field_error in error.errors:
                     err.print(f"{field_error.field}: {field_error.message}")
@@ -357,11 +355,9 @@ def export_command(
 
 
 async def _export(url: str, user_id: str, stream: TextIO, file_format: Format) -> int:
-    from sets_db.services.transfer import export_sets
-
     async with _connected(url):
         writer = Writer(stream, file_format)
-        async for item in export_sets(user_id=user_id):
+        async for item in services.export_sets(user_id=user_id):
             writer.write(item)
         writer.close()
     return writer.count

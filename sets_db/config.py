@@ -144,9 +144,8 @@ def embedded_data_dir(environ: Mapping[str, str] | None = None) -> Path:
     for folder in (cwd, *cwd.parents):
         if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
             return folder / DATA_DIR_NAME
-    import platformdirs
-
-    return platformdirs.user_cache_path("sets-db")
+    cache = env.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
+    return Path(cache) / "sets-db"
 
 
 def _answers(host: str, port: int) -> bool:

@@ -26,8 +26,13 @@ from tortoise import Tortoise
 
 from sets_db.config import APP_LABEL, asyncpg_dsn, database_url, tortoise_config
 
-# The repo's migrations/ folder (an editable install runs from the checkout).
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The checkout's migrations/ folder (editable install), else the copy a wheel carries.
+_CHECKOUT_MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = (
+    _CHECKOUT_MIGRATIONS
+    if _CHECKOUT_MIGRATIONS.is_dir()
+    else Path(__file__).resolve().parent / "_migrations"
+)
 # Any constant works; it only has to be the same in every migrator.
 ADVISORY_LOCK_KEY = 0x5E75_DB00
 MIN_LOCK_POLL_S = 0.05

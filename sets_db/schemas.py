@@ -6,10 +6,10 @@ bound here is cheaper than a surprise in the database.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from pydantic import (
@@ -40,9 +40,13 @@ def _no_nul(value: str) -> str:
     return value
 
 
+# Scheme http(s), then a non-empty host; no whitespace anywhere. A regex, not urlsplit():
+# it is checked for every image of a bulk import, and urlsplit was most of that cost.
+_HTTP_URL = re.compile(r"https?://[^/?#\s]+[^\s]*", re.IGNORECASE)
+
+
 def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
+    if not _HTTP_URL.fullmatch(value):
         raise ValueError("must be an http(s) URL")
     return value
 

@@ -95,11 +95,11 @@ async def _list_every_filter(world: World, _: UUID | None) -> set[UUID]:
 
 
 async def _export(world: World, _: UUID | None) -> set[UUID]:
-    return {item.id async for item in services.export_sets(user_id=BOB)}  # type: ignore[attr-defined]
+    return {item.id async for item in services.export_sets(user_id=BOB)}
 
 
 async def _import(world: World, _: UUID | None) -> set[UUID]:
-    await services.import_sets(user_id=BOB, rows=[{"title": "imported by bob"}])  # type: ignore[attr-defined]
+    await services.import_sets(user_id=BOB, rows=[{"title": "imported by bob"}])
     return set()
 
 

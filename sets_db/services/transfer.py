@@ -8,8 +8,10 @@ the size of the collection.
 
 from __future__ import annotations
 
+import gc
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import pydantic
@@ -58,10 +60,29 @@ ORDER BY s.created_at DESC, s.id DESC
 Record = tuple[Any, ...]
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector around a synchronous burst of allocations.
+
+    Validating a big batch (and building its COPY records) creates hundreds of thousands of
+    long-lived objects, and the collector kept rescanning them: it doubled the validation
+    time (measured: 0.52 s vs 0.23 s for 20k rows). Only for synchronous code: no other
+    task runs meanwhile, and reference counting still frees everything acyclic.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _validated(rows: Iterable[SetCreate | Mapping[str, Any]]) -> list[SetCreate]:
     try:
-        # pydantic takes any iterable of rows and rejects None or a string, unlike list().
-        return _ROWS.validate_python(rows)
+        with _cyclic_gc_paused():
+            # pydantic takes any iterable of rows and rejects None or a string, unlike list().
+            return _ROWS.validate_python(rows)
     except pydantic.ValidationError as error:
         raise InvalidInputError(
             [
@@ -72,6 +93,7 @@ def _validated(rows: Iterable[SetCreate | Mapping[str, Any]]) -> list[SetCreate]
 
 
 def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Record]]:
+    """The COPY records of the sets and of their images (which point at the new set ids)."""
     set_records: list[Record] = []
     image_records: list[Record] = []
     for data in sets:
@@ -106,7 +128,7 @@ def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Re
 
 
 async def _copy(
-    conn: Connection, table: str, columns: tuple[str, ...], records: list[Record]
+    conn: Connection, table: str, columns: tuple[str, ...], records: Iterable[Record]
 ) -> None:
     async with conn.acquire_connection() as raw:
         if rls_role() is None:
@@ -135,7 +157,8 @@ async def import_sets(*, user_id: str, rows: Iterable[SetCreate | Mapping[str, A
     sets = _validated(rows)
     if not sets:
         return 0
-    set_records, image_records = _records(user_id, sets)
+    with _cyclic_gc_paused():
+        set_records, image_records = _records(user_id, sets)
     async with transaction(user_id) as conn:
         await _copy(conn, "sets", SET_COLUMNS, set_records)
         if image_records:
