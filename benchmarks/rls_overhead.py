@@ -1,6 +1,6 @@
 """RLS mode overhead: the same service calls with and without ``SETS_DB_RLS_ROLE``.
 
-Usage: python benchmarks/rls_overhead.py [SERVER_URL]   (default: the test server)
+Usage: python -m benchmarks.rls_overhead [SERVER_URL]   (default: the test server)
 
 Creates a throwaway database, migrates it, seeds one owner with 200 sets (3 images each)
 among 5 owners, then times each call in both modes, interleaved, and prints the ratio.
