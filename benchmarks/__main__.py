@@ -118,7 +118,8 @@ async def _targets(pool: Any, args: argparse.Namespace) -> tuple[list[Target], l
     """Owners to query (the power users and a fixed sample of the rest), with real values."""
     users = data.user_ids(args.users)
     power = users[: max(1, len(users) // 200)]
-    sample = random.Random(args.seed + 1).sample(users[len(power) :], TARGET_USERS)
+    typical = users[len(power) :]
+    sample = random.Random(args.seed + 1).sample(typical, min(TARGET_USERS, len(typical)))
     targets = []
     for user_id in [*power, *sample]:
         row = await pool.fetchrow(

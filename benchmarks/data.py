@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sets_db.services import transfer
+
 THEMES = [
     ("Star Wars", 18),
     ("City", 12),
@@ -150,29 +152,9 @@ def owners(rng: random.Random, users: list[str], sets: int) -> list[str]:
     return [rng.choice(power) if rng.random() < 0.2 else rng.choice(users) for _ in range(sets)]
 
 
-SET_COLUMNS = (
-    "id",
-    "user_id",
-    "title",
-    "set_number",
-    "store",
-    "source_url",
-    "piece_count",
-    "release_date",
-    "theme",
-    "tags",
-    "notes",
-    "is_built",
-    "quantity",
-    "purchase_price",
-    "tax",
-    "shipping",
-    "purchase_date",
-    "wishlist_item_id",
-    "created_at",
-    "updated_at",
-)
-IMAGE_COLUMNS = ("set_id", "image_url", "thumbnail_url", "position", "created_at")
+# import_sets' columns plus the creation times, which the synthetic data spreads out.
+SET_COLUMNS = (*transfer.SET_COLUMNS, "created_at", "updated_at")
+IMAGE_COLUMNS = (*transfer.IMAGE_COLUMNS, "created_at")
 
 
 def copy_records(

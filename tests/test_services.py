@@ -377,3 +377,13 @@ async def test_concurrent_image_writes_keep_positions_dense(db: str) -> None:
 async def test_every_error_is_a_sets_db_error() -> None:
     for error in (SetNotFoundError, ImageNotFoundError, InvalidInputError):
         assert issubclass(error, SetsDbError)
+
+
+async def test_a_row_outside_the_contract_is_a_sets_db_error(db: str, raw: Any) -> None:
+    # Another client can store what the DTOs never would (a NULL inside tags).
+    set_id = await raw.fetchval(
+        "INSERT INTO sets (user_id, title, tags) VALUES ($1, 'odd', ARRAY['a', NULL]) RETURNING id",
+        ALICE,
+    )
+    with pytest.raises(SetsDbError, match="does not fit the schema"):
+        await services.get_set(user_id=ALICE, set_id=set_id)
