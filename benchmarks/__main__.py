@@ -33,7 +33,7 @@ from benchmarks import baseline, data
 from sets_db import services
 from sets_db.config import asyncpg_dsn, database_url, redact, rls_role
 from sets_db.db import close_db, init_db
-from sets_db.migrate import migrate
+from sets_db.migrator import migrate
 from sets_db.services import transfer
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -27,7 +27,7 @@ from sets_db.config import ResolvedDatabase, resolve_database
 from sets_db.db import lifespan
 from sets_db.embedded import EmbeddedServerError
 from sets_db.errors import InvalidInputError, SetNotFoundError, SetsDbError
-from sets_db.migrate import applied_versions, migrate, migration_versions, pending_or_drift
+from sets_db.migrator import applied_versions, migrate, migration_versions, pending_or_drift
 from sets_db.schemas import CollectionStats, SetCreate, SetOut
 from sets_db.set_files import Format, RowError, SetFileError, Writer, detect_format, parse_all
 from sets_db.set_files import read_records as read_set_records

@@ -12,7 +12,7 @@ from sets_db.config import embedded_data_dir, redact, server_url_for_tests
 from sets_db.db import close_db, init_db
 from sets_db.embedded import EmbeddedServerError
 from sets_db.embedded import start as start_embedded
-from sets_db.migrate import migrate
+from sets_db.migrator import migrate
 from tests.pg import START_HINT, connect, create_database, drop_database
 
 

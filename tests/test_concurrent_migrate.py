@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,11 +10,10 @@ from pathlib import Path
 import pytest
 from aerich.utils import compress_dict, decompress_dict
 
-from sets_db.migrate import migrate, migration_versions, pending_or_drift
+from sets_db import migrator as migrate_module
+from sets_db.migrator import migrate, migration_versions, pending_or_drift
 from tests.pg import REPO_ROOT, catalog, connect, copy_project, migration_files
 
-# The module, not the function of the same name that ``sets_db`` exports.
-migrate_module = importlib.import_module("sets_db.migrate")
 MIGRATORS = 4
 # Each migrator imports everything, says it is ready, then waits for "go" on stdin: the
 # test releases all of them at the same moment, so their migrations really overlap.
