@@ -37,8 +37,8 @@ SELECT GROUPING(theme) AS is_total, theme, count(*) AS set_count,
        COALESCE(sum(quantity), 0)::bigint AS total_quantity,
        COALESCE(sum(COALESCE(piece_count, 0)::bigint * quantity), 0)::bigint AS total_pieces,
        count(*) FILTER (WHERE is_built) AS built_count,
-       COALESCE(sum(COALESCE(purchase_price, 0) + COALESCE(tax, 0) + COALESCE(shipping, 0)), 0)
-           ::numeric(14, 2) AS money_spent
+       round(COALESCE(sum(COALESCE(purchase_price, 0) + COALESCE(tax, 0)
+                          + COALESCE(shipping, 0)), 0), 2) AS money_spent
 FROM sets WHERE user_id = $1 GROUP BY ROLLUP (theme) ORDER BY is_total DESC, theme NULLS LAST
 """
 DUPLICATES = f"""

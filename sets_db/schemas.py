@@ -33,16 +33,25 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; refuse it here with a clear message.
+def storable_text(value: str) -> str:
+    """Text PostgreSQL can store: no NUL, and valid UTF-8 (no lone surrogates)."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (no lone surrogates)") from None
     return value
 
 
-# Scheme http(s), then a non-empty host; no whitespace anywhere. A regex, not urlsplit():
-# it is checked for every image of a bulk import, and urlsplit was most of that cost.
-_HTTP_URL = re.compile(r"https?://[^/?#\s]+[^\s]*", re.IGNORECASE)
+# Scheme http(s), a host name (letters, digits, dots, hyphens; no credentials), an optional
+# port, then anything but whitespace and control characters. A regex, not urlsplit(): it is
+# checked for every image of a bulk import, and urlsplit was most of that cost.
+_HTTP_URL = re.compile(
+    r"https?://[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?(?:[/?#][^\s\x00-\x1f\x7f]*)?",
+    re.IGNORECASE,
+)
 
 
 def _http_url(value: str) -> str:
@@ -62,7 +71,7 @@ def _unique_tags(tags: list[str]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-_NoNul = AfterValidator(_no_nul)
+_NoNul = AfterValidator(storable_text)
 Title = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE), _NoNul
 ]
@@ -85,11 +94,15 @@ Money = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2, allow_in
 Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
 PieceCount = Annotated[int, Field(ge=0, le=10_000_000)]
 Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
-Position = Annotated[int, Field(ge=0)]
+# Past the last image means "at the end"; the bound only keeps it inside the int column.
+MAX_POSITION = 1_000_000
+Position = Annotated[int, Field(ge=0, le=MAX_POSITION)]
 
 
 class _Input(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # revalidate_instances: a DTO instance is checked again when a service receives it, so
+    # one built with model_construct() or model_copy(update=...) cannot skip the rules.
+    model_config = ConfigDict(extra="forbid", frozen=True, revalidate_instances="always")
 
 
 class ImageCreate(_Input):

@@ -22,11 +22,12 @@ from typing import Any
 
 import pytest
 
+from sets_db.migrator import migrate
 from sets_db.schemas import SetQuery
 from sets_db.services import collection
 from sets_db.services._base import FETCH_SET_SQL, SET_WITH_IMAGES, to_set
 from sets_db.services.listing import _encode_cursor, build_page_sql
-from tests.pg import aerich, connect, create_database, drop_database, output_of
+from tests.pg import connect, create_database, drop_database
 
 SETS = 200_000
 TYPICAL_OWNERS = 2_000
@@ -68,9 +69,7 @@ COLLECTOR = "collector-3"
 async def plans_db(server_url: str) -> AsyncIterator[Any]:
     url = await create_database(server_url, "plans")
     try:
-        # The aerich command line, not sets_db.migrate(): called in this process after the
-        # session fixtures have initialised Tortoise, migrate() did not reach this database.
-        output_of(aerich(url, "upgrade"))
+        await migrate(url)
         conn = await connect(url)
         try:
             await conn.execute(load_sql(SETS, TYPICAL_OWNERS, COLLECTORS))

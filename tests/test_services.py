@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from decimal import Decimal
 from typing import Any
 from uuid import uuid4
@@ -16,6 +18,7 @@ from sets_db.errors import (
     SetNotFoundError,
     SetsDbError,
 )
+from sets_db.schemas import SetCreate, SetUpdate
 from tests.factories import FULL_SET, snapshot
 
 ALICE = "alice-sub"
@@ -387,3 +390,86 @@ async def test_a_row_outside_the_contract_is_a_sets_db_error(db: str, raw: Any) 
     )
     with pytest.raises(SetsDbError, match="does not fit the schema"):
         await services.get_set(user_id=ALICE, set_id=set_id)
+
+
+async def test_dto_instances_are_checked_again(db: str, raw: Any) -> None:
+    # model_copy(update=...) and model_construct() skip pydantic's checks; the services don't.
+    created = await services.create_set(user_id=ALICE, data={"title": "x"})
+    before = await snapshot(raw)
+    sneaky = SetUpdate().model_copy(update={"tax": Decimal("NaN"), "source_url": "javascript:x"})
+    with pytest.raises(InvalidInputError):
+        await services.update_set(user_id=ALICE, set_id=created.id, changes=sneaky)
+    with pytest.raises(InvalidInputError):
+        await services.create_set(user_id=ALICE, data=SetCreate.model_construct(title=""))
+    with pytest.raises(InvalidInputError):
+        await services.import_sets(
+            user_id=ALICE, rows=[SetCreate.model_construct(title="x", quantity=0)]
+        )
+    assert await snapshot(raw) == before
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda sid: services.add_image(
+            user_id=ALICE, set_id=sid, image_url="https://i/x.jpg", position=2**31
+        ),
+        lambda sid: services.add_image(user_id=ALICE, set_id=sid, image_url="http://:@"),
+        lambda sid: services.add_image(user_id=ALICE, set_id=sid, image_url="http://a\x7f\x01b"),
+        lambda sid: services.update_set(user_id=ALICE, set_id=sid, changes={"title": "\ud800"}),
+        lambda sid: services.get_set(user_id="\ud800", set_id=sid),
+        lambda sid: services.get_set(user_id="a\x00b", set_id=sid),
+    ],
+)
+async def test_values_postgres_cannot_take_are_invalid_input(db: str, raw: Any, call: Any) -> None:
+    created = await services.create_set(user_id=ALICE, data={"title": "x"})
+    before = await snapshot(raw)
+    with pytest.raises(InvalidInputError):
+        await call(created.id)
+    assert await snapshot(raw) == before
+
+
+def _forged(page_cursor: str, value: Any) -> str:
+    fingerprint, _, last_id = json.loads(base64.urlsafe_b64decode(page_cursor))
+    return base64.urlsafe_b64encode(json.dumps([fingerprint, value, last_id]).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("sort", "value"),
+    [
+        ("piece_count", "99999999999"),
+        ("total_cost", "1e1000000"),
+        ("total_cost", "NaN"),
+        ("created_at", "0001-01-01T00:00:00+14:00"),
+        ("created_at", "2020-01-01T00:00:00"),
+        ("title", 42),
+    ],
+)
+async def test_forged_cursors_are_invalid_input(db: str, sort: str, value: Any) -> None:
+    for n in range(3):
+        await services.create_set(user_id=ALICE, data={"title": f"t{n}", "piece_count": n})
+    page = await services.list_sets(user_id=ALICE, sort=sort, limit=1)
+    assert page.next_cursor
+    with pytest.raises(InvalidInputError):
+        await services.list_sets(
+            user_id=ALICE, sort=sort, limit=1, cursor=_forged(page.next_cursor, value)
+        )
+
+
+async def test_cursor_survives_spelling_out_the_default_direction(db: str) -> None:
+    for n in range(3):
+        await services.create_set(user_id=ALICE, data={"title": f"t{n}"})
+    page = await services.list_sets(user_id=ALICE, limit=2)
+    rest = await services.list_sets(
+        user_id=ALICE, limit=2, descending=True, cursor=page.next_cursor
+    )
+    assert [i.title for i in [*page.items, *rest.items]] == ["t2", "t1", "t0"]
+
+
+async def test_stats_of_a_huge_collection_do_not_overflow(db: str) -> None:
+    top = Decimal("99999999.99")
+    rows = [{"title": "gold", "purchase_price": top, "tax": top, "shipping": top}] * 3400
+    await services.import_sets(user_id=ALICE, rows=rows)
+    stats = await services.collection_stats(user_id=ALICE)
+    assert stats.money_spent == top * 3 * 3400
+    assert stats.money_spent.as_tuple().exponent == -2  # cents, as stored

@@ -25,7 +25,7 @@ from sets_db.errors import (
     QueryTimeoutError,
     SetsDbError,
 )
-from sets_db.schemas import SetOut
+from sets_db.schemas import SetOut, storable_text
 
 Connection = BaseDBAsyncClient
 Dto = TypeVar("Dto", bound=pydantic.BaseModel)
@@ -50,9 +50,12 @@ def owner(user_id: object) -> str:
     """The caller's Cognito ``sub``, checked: every query is scoped by it."""
     if not isinstance(user_id, str) or not user_id.strip():
         raise InvalidInputError.single("user_id", "must be a non-empty string")
-    if len(user_id) > MAX_USER_ID or "\x00" in user_id:
+    if len(user_id) > MAX_USER_ID:
         raise InvalidInputError.single("user_id", f"must be at most {MAX_USER_ID} characters")
-    return user_id
+    try:
+        return storable_text(user_id)
+    except ValueError as error:
+        raise InvalidInputError.single("user_id", str(error)) from None
 
 
 def parse_id(value: object, field: str) -> UUID:
@@ -67,9 +70,8 @@ def parse_id(value: object, field: str) -> UUID:
 
 
 def validate(model: type[Dto], data: Dto | Mapping[str, Any]) -> Dto:
-    """Accept the DTO itself or a plain mapping; a failure names every bad field."""
-    if isinstance(data, model):
-        return data
+    """Accept the DTO itself (checked again) or a plain mapping; a failure names every bad
+    field."""
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as error:
@@ -81,24 +83,34 @@ def validate(model: type[Dto], data: Dto | Mapping[str, Any]) -> Dto:
         ) from None
 
 
-def to_set(row: Mapping[str, Any]) -> SetOut:
-    """A row of ``SELECT SET_WITH_IMAGES`` as a DTO.
+Out = TypeVar("Out", bound=pydantic.BaseModel)
 
-    ``model_validate`` (pydantic-core, compiled) measured about twice as fast as
-    ``model_construct`` (a Python loop per field), and it re-checks the row's types for free.
+
+def to_dto(model: type[Out], row: Mapping[str, Any]) -> Out:
+    """A database row as an output DTO (pydantic-core measured 2x faster than
+    ``model_construct``, and it re-checks the row's types for free).
+
+    A row can only fail if another client stored something outside the contract (say, a
+    NULL inside tags): that is still a sets-db error, never a pydantic one.
     """
     try:
-        return SetOut.model_validate(
-            {
-                **row,
-                "tags": row["tags"] or [],
-                "images": [dict(zip(IMAGE_FIELDS, i, strict=True)) for i in row["images"] or ()],
-            }
-        )
+        return model.model_validate(row)
     except pydantic.ValidationError as error:
-        # Only reachable through rows written by another client outside the contract
-        # (say, a NULL inside tags): still a sets-db error, never a pydantic one.
-        raise SetsDbError(f"stored set {row['id']} does not fit the schema: {error}") from None
+        raise SetsDbError(
+            f"stored data does not fit the schema ({model.__name__}): {error}"
+        ) from None
+
+
+def to_set(row: Mapping[str, Any]) -> SetOut:
+    """A row of ``SELECT SET_WITH_IMAGES`` as a DTO."""
+    return to_dto(
+        SetOut,
+        {
+            **row,
+            "tags": row["tags"] or [],
+            "images": [dict(zip(IMAGE_FIELDS, i, strict=True)) for i in row["images"] or ()],
+        },
+    )
 
 
 def _root_cause(error: BaseException) -> BaseException:

@@ -12,7 +12,7 @@ from sets_db.schemas import (
     ShortTextValue,
     ThemeStats,
 )
-from sets_db.services._base import SET_WITH_IMAGES, owner, reading, to_set, validate
+from sets_db.services._base import SET_WITH_IMAGES, owner, reading, to_dto, to_set, validate
 
 # ROLLUP gives the per-theme rows and the grand total (GROUPING(theme) = 1) in one scan.
 STATS_SQL = """
@@ -22,8 +22,10 @@ SELECT GROUPING(theme) AS is_total,
        COALESCE(sum(quantity), 0)::bigint AS total_quantity,
        COALESCE(sum(COALESCE(piece_count, 0)::bigint * quantity), 0)::bigint AS total_pieces,
        count(*) FILTER (WHERE is_built) AS built_count,
-       COALESCE(sum(COALESCE(purchase_price, 0) + COALESCE(tax, 0) + COALESCE(shipping, 0)), 0)
-           ::numeric(14, 2) AS money_spent
+       -- round(.., 2): always two decimals (also for 0) and, unlike a numeric(p,2) cast,
+       -- no ceiling a big collection could overflow.
+       round(COALESCE(sum(COALESCE(purchase_price, 0) + COALESCE(tax, 0)
+                          + COALESCE(shipping, 0)), 0), 2) AS money_spent
 FROM sets
 WHERE user_id = $1
 GROUP BY ROLLUP (theme)
@@ -93,7 +95,7 @@ async def list_themes(*, user_id: str) -> list[NameCount]:
     user_id = owner(user_id)
     async with reading(user_id) as conn:
         rows = await conn.execute_query_dict(THEMES_SQL, [user_id])
-    return [NameCount.model_validate(row) for row in rows]
+    return [to_dto(NameCount, row) for row in rows]
 
 
 async def list_tags(*, user_id: str) -> list[NameCount]:
@@ -101,7 +103,7 @@ async def list_tags(*, user_id: str) -> list[NameCount]:
     user_id = owner(user_id)
     async with reading(user_id) as conn:
         rows = await conn.execute_query_dict(TAGS_SQL, [user_id])
-    return [NameCount.model_validate(row) for row in rows]
+    return [to_dto(NameCount, row) for row in rows]
 
 
 async def find_duplicates(*, user_id: str, set_number: str) -> list[SetOut]:
@@ -118,4 +120,4 @@ async def list_duplicate_groups(*, user_id: str) -> list[DuplicateGroup]:
     user_id = owner(user_id)
     async with reading(user_id) as conn:
         rows = await conn.execute_query_dict(DUPLICATE_GROUPS_SQL, [user_id])
-    return [DuplicateGroup.model_validate(row) for row in rows]
+    return [to_dto(DuplicateGroup, row) for row in rows]

@@ -11,7 +11,15 @@ from uuid import UUID
 
 from sets_db.errors import ImageNotFoundError, InvalidInputError, SetNotFoundError
 from sets_db.schemas import ImageAdd, ImageOrder, ImageOut
-from sets_db.services._base import Connection, lock_set, owner, parse_id, transaction, validate
+from sets_db.services._base import (
+    Connection,
+    lock_set,
+    owner,
+    parse_id,
+    to_dto,
+    transaction,
+    validate,
+)
 
 _IMAGE_COLUMNS = "id, set_id, image_url, thumbnail_url, position, created_at"
 
@@ -33,7 +41,7 @@ async def _images(conn: Connection, set_id: UUID) -> list[ImageOut]:
         f"SELECT {_IMAGE_COLUMNS} FROM set_images WHERE set_id = $1 ORDER BY position, id",
         [set_id],
     )
-    return [ImageOut.model_validate(row) for row in rows]
+    return [to_dto(ImageOut, row) for row in rows]
 
 
 async def add_image(
@@ -55,7 +63,7 @@ async def add_image(
         rows = await conn.execute_query_dict(
             _ADD_IMAGE_SQL, [set_id, image.image_url, image.thumbnail_url, image.position]
         )
-    return ImageOut.model_validate(rows[0])
+    return to_dto(ImageOut, rows[0])
 
 
 async def reorder_images(
@@ -99,7 +107,7 @@ async def delete_image(*, user_id: str, image_id: UUID | str) -> ImageOut:
         )
         if not rows:
             raise ImageNotFoundError(image_id)
-        removed = ImageOut.model_validate(rows[0])
+        removed = to_dto(ImageOut, rows[0])
         await conn.execute_query(
             "UPDATE set_images SET position = position - 1 WHERE set_id = $1 AND position > $2",
             [removed.set_id, removed.position],

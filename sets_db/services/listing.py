@@ -11,36 +11,73 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from sets_db.errors import InvalidInputError
-from sets_db.schemas import DEFAULT_PAGE_SIZE, SetOut, SetPage, SetQuery, SortKey
+from sets_db.schemas import (
+    DEFAULT_PAGE_SIZE,
+    SetOut,
+    SetPage,
+    SetQuery,
+    SortKey,
+    storable_text,
+)
 from sets_db.services._base import SET_WITH_IMAGES, owner, reading, to_set, validate
+
+
+def _moment(raw: str) -> datetime:
+    value = datetime.fromisoformat(raw)
+    if value.tzinfo is None:
+        raise ValueError("naive datetime")
+    value.astimezone(UTC)  # OverflowError for what PostgreSQL could not take either
+    return value
+
+
+def _count(raw: str) -> int:
+    value = int(raw)
+    if not -(2**31) <= value < 2**31:
+        raise ValueError("out of range")
+    return value
+
+
+def _cost(raw: str) -> Decimal:
+    value = Decimal(raw)
+    # Three numeric(10,2) parts add up to less than 3e8.
+    if not value.is_finite() or abs(value) >= Decimal("1e9"):
+        raise ValueError("out of range")
+    return value
+
+
+def _text(raw: str) -> str:
+    if not isinstance(raw, str):
+        raise TypeError("not text")
+    return storable_text(raw)
 
 
 @dataclass(frozen=True)
 class _Sort:
     expression: str
     nullable: bool
-    # Turns the cursor's JSON value back into the type asyncpg binds for the expression.
-    decode: type[Any]
+    # The cursor carries the key as text (anyone can edit it): this turns it back into the
+    # type asyncpg binds for the expression, and refuses what the column could not hold.
+    decode: Callable[[str], Any]
 
 
 _SORTS: dict[SortKey, _Sort] = {
-    "created_at": _Sort("s.created_at", nullable=False, decode=datetime.fromisoformat),  # type: ignore[arg-type]
-    "title": _Sort("s.title", nullable=False, decode=str),
-    "piece_count": _Sort("s.piece_count", nullable=True, decode=int),
-    "release_date": _Sort("s.release_date", nullable=True, decode=datetime.fromisoformat),  # type: ignore[arg-type]
-    "purchase_date": _Sort("s.purchase_date", nullable=True, decode=datetime.fromisoformat),  # type: ignore[arg-type]
+    "created_at": _Sort("s.created_at", nullable=False, decode=_moment),
+    "title": _Sort("s.title", nullable=False, decode=_text),
+    "piece_count": _Sort("s.piece_count", nullable=True, decode=_count),
+    "release_date": _Sort("s.release_date", nullable=True, decode=_moment),
+    "purchase_date": _Sort("s.purchase_date", nullable=True, decode=_moment),
     "total_cost": _Sort(
         "(COALESCE(s.purchase_price, 0) + COALESCE(s.tax, 0) + COALESCE(s.shipping, 0))",
         nullable=False,
-        decode=Decimal,
+        decode=_cost,
     ),
 }
 
@@ -90,7 +127,8 @@ def _filters(query: SetQuery, user_id: str, bind: _Params) -> list[str]:
 
 def _fingerprint(query: SetQuery) -> str:
     """Ties a cursor to the filters and order it was made for."""
-    shape = query.model_dump(mode="json", exclude={"cursor", "limit"})
+    shape = query.model_dump(mode="json", exclude={"cursor", "limit", "descending"})
+    shape["descending"] = query.is_descending  # None and the default direction are one order
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -110,7 +148,7 @@ def _decode_cursor(query: SetQuery) -> tuple[Any, UUID]:
             raise ValueError("cursor belongs to other filters or another order")
         value = None if raw_value is None else _SORTS[query.sort].decode(raw_value)
         return value, UUID(raw_id)
-    except (ValueError, TypeError, binascii.Error, ArithmeticError) as error:
+    except (ValueError, TypeError, AttributeError, binascii.Error, ArithmeticError) as error:
         raise InvalidInputError.single("cursor", f"invalid cursor ({error})") from None
 
 

@@ -1,0 +1,66 @@
+"""Keyset pages over ties: equal sort keys (and equal created_at) must neither repeat nor
+drop a row, in every order and page size. The id breaks each tie."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from sets_db import services
+from sets_db.services.listing import total_cost
+
+ALICE = "alice-sub"
+SORTS = ["created_at", "title", "piece_count", "release_date", "purchase_date", "total_cost"]
+
+
+def _rows() -> list[dict[str, Any]]:
+    # import_sets writes them in one transaction: every created_at is the same instant.
+    rows = []
+    for n in range(24):
+        rows.append(
+            {
+                "title": ["Castle", "Falcon", "Castle", "Station"][n % 4],
+                "piece_count": [None, 100, 100, 250][n % 4],
+                "release_date": [None, datetime(2020, 1, 1, tzinfo=UTC)][n % 2],
+                "purchase_date": [datetime(2021, 5, 4, tzinfo=UTC), None, None][n % 3],
+                "purchase_price": [None, Decimal("10.00"), Decimal("5.00")][n % 3],
+                "tax": [Decimal("5.00"), None][n % 2],
+            }
+        )
+    return rows
+
+
+def _expected(items: list[Any], sort: str, descending: bool) -> list[UUID]:
+    def key(item: Any) -> tuple[Any, ...]:
+        value = total_cost(item) if sort == "total_cost" else getattr(item, sort)
+        return (value is None, value if value is not None else 0, item.id)
+
+    present = sorted((i for i in items if key(i)[0] is False), key=key, reverse=descending)
+    missing = sorted((i for i in items if key(i)[0] is True), key=key, reverse=descending)
+    return [i.id for i in [*present, *missing]]  # NULL keys last in both directions
+
+
+@pytest.mark.parametrize("sort", SORTS)
+@pytest.mark.parametrize("descending", [False, True])
+async def test_every_row_once_in_key_then_id_order(db: str, sort: str, descending: bool) -> None:
+    await services.import_sets(user_id=ALICE, rows=_rows())
+    everything = (await services.list_sets(user_id=ALICE, limit=200)).items
+    assert len(everything) == 24
+    assert len({item.created_at for item in everything}) == 1
+    expected = _expected(everything, sort, descending)
+    for limit in (1, 2, 5, 7):
+        seen: list[UUID] = []
+        cursor = None
+        while True:
+            page = await services.list_sets(
+                user_id=ALICE, sort=sort, descending=descending, limit=limit, cursor=cursor
+            )
+            seen += [item.id for item in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert seen == expected, (sort, descending, limit)
