@@ -24,9 +24,15 @@ from sets_db.services._base import (
 _IMAGE_COLUMNS = "id, set_id, image_url, thumbnail_url, position, created_at"
 
 
-# One statement after the lock: make room at $4 (if given) and insert at min($4, count).
-# Both parts see the same snapshot, so the count is the one before the shift.
-_ADD_IMAGE_SQL = f"""
+# One statement after the lock. Appending: the position is the current count.
+_APPEND_IMAGE_SQL = f"""
+INSERT INTO set_images (set_id, image_url, thumbnail_url, position)
+SELECT $1, $2, $3, count(*) FROM set_images WHERE set_id = $1
+RETURNING {_IMAGE_COLUMNS}
+"""
+# Inserting at $4: make room from $4 on and insert at min($4, count). Both parts see the
+# same snapshot, so the count is the one before the shift.
+_INSERT_IMAGE_SQL = f"""
 WITH shifted AS (
     UPDATE set_images SET position = position + 1 WHERE set_id = $1 AND position >= $4
 )
@@ -60,9 +66,11 @@ async def add_image(
     async with transaction(user_id) as conn:
         if not await lock_set(conn, user_id, set_id):
             raise SetNotFoundError(set_id)
-        rows = await conn.execute_query_dict(
-            _ADD_IMAGE_SQL, [set_id, image.image_url, image.thumbnail_url, image.position]
-        )
+        values = [set_id, image.image_url, image.thumbnail_url]
+        if image.position is None:
+            rows = await conn.execute_query_dict(_APPEND_IMAGE_SQL, values)
+        else:
+            rows = await conn.execute_query_dict(_INSERT_IMAGE_SQL, [*values, image.position])
     return to_dto(ImageOut, rows[0])
 
 
