@@ -75,12 +75,19 @@ def validate(model: type[Dto], data: Dto | Mapping[str, Any]) -> Dto:
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as error:
-        raise InvalidInputError(
-            [
-                FieldError(".".join(str(part) for part in item["loc"]) or "input", item["msg"])
-                for item in error.errors()
-            ]
-        ) from None
+        raise invalid_input(error) from None
+
+
+def invalid_input(error: pydantic.ValidationError, *prefix: str) -> InvalidInputError:
+    """Every problem pydantic found, each located by its dotted path (after ``prefix``)."""
+    return InvalidInputError(
+        [
+            FieldError(
+                ".".join([*prefix, *(str(part) for part in item["loc"])]) or "input", item["msg"]
+            )
+            for item in error.errors()
+        ]
+    )
 
 
 Out = TypeVar("Out", bound=pydantic.BaseModel)

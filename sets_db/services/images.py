@@ -12,6 +12,7 @@ from uuid import UUID
 from sets_db.errors import ImageNotFoundError, InvalidInputError, SetNotFoundError
 from sets_db.schemas import ImageAdd, ImageOrder, ImageOut
 from sets_db.services._base import (
+    IMAGE_FIELDS,
     Connection,
     lock_set,
     owner,
@@ -21,7 +22,7 @@ from sets_db.services._base import (
     validate,
 )
 
-_IMAGE_COLUMNS = "id, set_id, image_url, thumbnail_url, position, created_at"
+_IMAGE_COLUMNS = ", ".join(IMAGE_FIELDS)
 
 
 # One statement after the lock. Appending: the position is the current count.

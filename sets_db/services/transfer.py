@@ -17,9 +17,16 @@ from typing import Any
 import pydantic
 
 from sets_db.config import rls_role
-from sets_db.errors import FieldError, InvalidInputError
+from sets_db.errors import InvalidInputError
 from sets_db.schemas import SetCreate, SetOut
-from sets_db.services._base import SET_WITH_IMAGES, Connection, owner, to_set, transaction
+from sets_db.services._base import (
+    SET_WITH_IMAGES,
+    Connection,
+    invalid_input,
+    owner,
+    to_set,
+    transaction,
+)
 
 # Every writable column; id is made here (the images must point at it), created_at and
 # updated_at come from the database defaults as for ``create_set``.
@@ -84,12 +91,7 @@ def _validated(rows: Iterable[SetCreate | Mapping[str, Any]]) -> list[SetCreate]
             # pydantic takes any iterable of rows and rejects None or a string, unlike list().
             return _ROWS.validate_python(rows)
     except pydantic.ValidationError as error:
-        raise InvalidInputError(
-            [
-                FieldError(".".join(["rows", *(str(part) for part in item["loc"])]), item["msg"])
-                for item in error.errors()
-            ]
-        ) from None
+        raise invalid_input(error, "rows") from None
 
 
 def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Record]]:
