@@ -1,124 +1,200 @@
-"""Settings, read here and nowhere else.
+"""Settings, read here and nowhere else: one validated ``Settings`` object (pydantic-settings).
 
-The database is named by ``DATABASE_URL``, or by the ``POSTGRES_*`` variables the original
-story uses; one function turns that into the Tortoise config that the app, the tests and
-aerich share. With nothing configured, ``resolve_database()`` (the CLI and the tests) looks
-for a server on 127.0.0.1:5432 and otherwise starts the embedded one (``sets_db.embedded``).
+Nothing is read at import time: ``settings()`` reads the environment on first use and keeps
+the result, so ``sets-db --help`` works whatever the environment holds, and a bad value is
+one ``ConfigurationError`` sentence naming the variable.
+
+Which URL is used for what:
+- ``DATABASE_URL`` (or the ``POSTGRES_*`` parts): every service call; may be a pooler;
+- ``DATABASE_DIRECT_URL``: a session-capable connection for migrations, ``status`` and
+  ``adopt`` (Prisma's ``directUrl``); defaults to ``DATABASE_URL``;
+- ``DATABASE_READ_URL``: a reader endpoint for the read-only service calls (optional).
 """
 
 from __future__ import annotations
 
-import os
+import functools
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from tortoise.backends.base.config_generator import expand_db_url
+import pydantic
+from pydantic import AfterValidator, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sets_db.errors import ConfigurationError
 
 MODEL_MODULES = ["sets_db.models", "aerich.models"]
 APP_LABEL = "models"
+DEFAULT_CONNECTION = "default"
+READ_CONNECTION = "replica"
 # A runaway query is cancelled by the server after this long (and surfaces as
 # QueryTimeoutError) instead of holding a pooled connection forever.
 DEFAULT_STATEMENT_TIMEOUT_MS = 30_000
-
-_DEFAULTS = {
-    "POSTGRES_HOST": "127.0.0.1",
-    "POSTGRES_PORT": "5432",
-    "POSTGRES_USER": "postgres",
-    "POSTGRES_PASSWORD": "",
-    "POSTGRES_DB": "postgres",
-}
+POSTGRES_SCHEMES = frozenset({"postgres", "postgresql", "asyncpg"})
 
 
-def database_url(environ: Mapping[str, str] | None = None) -> str:
-    """The URL to connect to: ``DATABASE_URL`` wins, else the ``POSTGRES_*`` parts."""
-    env = os.environ if environ is None else environ
-    url = env.get("DATABASE_URL", "").strip()
-    if url:
-        return url
-    part = {name: env.get(name) or default for name, default in _DEFAULTS.items()}
-    credentials = quote(part["POSTGRES_USER"], safe="")
-    if part["POSTGRES_PASSWORD"]:
-        credentials += ":" + quote(part["POSTGRES_PASSWORD"], safe="")
-    return (
-        f"postgres://{credentials}@{part['POSTGRES_HOST']}:{part['POSTGRES_PORT']}"
-        f"/{quote(part['POSTGRES_DB'], safe='')}"
+def checked_url(url: str) -> str:
+    """A PostgreSQL URL whose scheme, host and port make sense (ValueError otherwise)."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in POSTGRES_SCHEMES:
+        raise ValueError(f"must be a postgres:// URL, not {redact(url)!r}")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port range only when asked
+    except ValueError as error:
+        raise ValueError(f"has an invalid port ({error})") from None
+    if not parts.hostname and "host=" not in parts.query:
+        raise ValueError(f"names no host: {redact(url)!r}")
+    return url.strip()
+
+
+PostgresUrl = Annotated[str, AfterValidator(checked_url)]
+
+
+class Settings(BaseSettings):
+    """Every setting sets-db reads, by environment variable name."""
+
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", env_ignore_empty=True, populate_by_name=False
     )
 
+    database_url: PostgresUrl | None = Field(None, alias="DATABASE_URL")
+    direct_url: PostgresUrl | None = Field(None, alias="DATABASE_DIRECT_URL")
+    read_url: PostgresUrl | None = Field(None, alias="DATABASE_READ_URL")
+    postgres_host: str | None = Field(None, alias="POSTGRES_HOST")
+    postgres_port: int | None = Field(None, alias="POSTGRES_PORT", ge=1, le=65535)
+    postgres_user: str | None = Field(None, alias="POSTGRES_USER")
+    postgres_password: str | None = Field(None, alias="POSTGRES_PASSWORD")
+    postgres_db: str | None = Field(None, alias="POSTGRES_DB")
+    # transaction: behind a transaction-mode pooler (PgBouncer, RDS Proxy, Supavisor).
+    pooler: Literal["none", "transaction"] = Field("none", alias="SETS_DB_POOLER")
+    statement_timeout_ms: int = Field(
+        DEFAULT_STATEMENT_TIMEOUT_MS, alias="SETS_DB_STATEMENT_TIMEOUT_MS", ge=0, le=2**31 - 1
+    )
+    rls_role: str | None = Field(None, alias="SETS_DB_RLS_ROLE")
+    pool_size: int = Field(10, alias="SETS_DB_POOL_SIZE", ge=1, le=1000)
+    # How long a call waits for a pooled connection before DatabaseUnavailableError.
+    pool_timeout_s: float = Field(10.0, alias="SETS_DB_POOL_TIMEOUT_S", gt=0, le=3600)
+    # A replica further behind than this is skipped: its reads go to the primary.
+    replica_max_lag_s: float = Field(5.0, alias="SETS_DB_REPLICA_MAX_LAG_S", ge=0, le=86400)
+    local_host: str = Field("127.0.0.1", alias="SETS_DB_LOCAL_HOST")
+    local_port: int = Field(5432, alias="SETS_DB_LOCAL_PORT", ge=1, le=65535)
+    data_dir: Path | None = Field(None, alias="SETS_DB_DATA_DIR")
+    cache_home: Path | None = Field(None, alias="XDG_CACHE_HOME")
+    test_url: PostgresUrl | None = Field(None, alias="SETS_DB_TEST_URL")
 
-def statement_timeout_ms(environ: Mapping[str, str] | None = None) -> int:
-    """``SETS_DB_STATEMENT_TIMEOUT_MS``: a server-side cap per statement; 0 turns it off."""
-    env = os.environ if environ is None else environ
-    raw = env.get("SETS_DB_STATEMENT_TIMEOUT_MS", "").strip() or str(DEFAULT_STATEMENT_TIMEOUT_MS)
+    @property
+    def behind_pooler(self) -> bool:
+        return self.pooler == "transaction"
+
+    @property
+    def parts_given(self) -> bool:
+        return any(
+            value is not None
+            for value in (
+                self.postgres_host,
+                self.postgres_port,
+                self.postgres_user,
+                self.postgres_password,
+                self.postgres_db,
+            )
+        )
+
+    def url(self) -> str:
+        """The service URL: ``DATABASE_URL`` wins, else the ``POSTGRES_*`` parts."""
+        if self.database_url:
+            return self.database_url
+        return postgres_url(
+            host=self.postgres_host or "127.0.0.1",
+            port=self.postgres_port or 5432,
+            user=self.postgres_user or "postgres",
+            password=self.postgres_password or "",
+            database=self.postgres_db or "postgres",
+        )
+
+    def migration_url(self, service_url: str | None = None) -> str:
+        """Where migrations run: the direct URL, else the service URL (refused behind a
+        transaction pooler, where a session lock cannot hold)."""
+        if self.direct_url:
+            return self.direct_url
+        if self.behind_pooler:
+            raise ConfigurationError(
+                "SETS_DB_POOLER=transaction needs DATABASE_DIRECT_URL for migrations: a "
+                "transaction-mode pooler cannot hold the migration lock's session"
+            )
+        return service_url or self.url()
+
+
+def postgres_url(*, host: str, port: int, user: str, password: str, database: str) -> str:
+    credentials = quote(user, safe="")
+    if password:
+        credentials += ":" + quote(password, safe="")
+    return f"postgres://{credentials}@{host}:{port}/{quote(database, safe='')}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the process environment, or from ``environ`` alone when given."""
     try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"SETS_DB_STATEMENT_TIMEOUT_MS must be an integer, not {raw!r}") from None
-    if value < 0:
-        raise ValueError("SETS_DB_STATEMENT_TIMEOUT_MS must be >= 0 (0 turns the cap off)")
-    return value
+        if environ is None:
+            return Settings()
+        given = {name: value for name, value in environ.items() if value.strip()}
+        return Settings.model_validate(given)
+    except pydantic.ValidationError as error:
+        raise ConfigurationError(_sentence(error)) from None
 
 
-def rls_role(environ: Mapping[str, str] | None = None) -> str | None:
-    """``SETS_DB_RLS_ROLE``: the role every service transaction assumes (``SET LOCAL ROLE``),
-    so PostgreSQL row-level security applies to it; unset or empty: RLS mode off.
+def _sentence(error: pydantic.ValidationError) -> str:
+    aliases = {name: field.alias or name for name, field in Settings.model_fields.items()}
+    problems = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else "settings"
+        variable = aliases.get(name, name)
+        problems.append(f"{variable} {item['msg'].removeprefix('Value error, ')}")
+    return "invalid setting: " + "; ".join(problems)
 
-    The role is created by the ``row_level_security`` migration as ``sets_db_app``; the
-    login the app connects with must be a member of it (``GRANT sets_db_app TO <login>``).
-    """
-    env = os.environ if environ is None else environ
-    return env.get("SETS_DB_RLS_ROLE", "").strip() or None
+
+@functools.cache
+def settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    return load_settings()
 
 
 def asyncpg_dsn(url: str) -> str:
     """The same URL in the form asyncpg accepts (Tortoise also knows ``asyncpg://``)."""
-    scheme, rest = url.split("://", 1)
-    if scheme not in {"postgres", "postgresql", "asyncpg"}:
-        raise ValueError(f"not a PostgreSQL URL: {redact(url)}")
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in POSTGRES_SCHEMES:
+        raise ConfigurationError(f"not a PostgreSQL URL: {redact(url)}")
     return "postgresql://" + rest
 
 
 def redact(url: str) -> str:
     """The URL with its password replaced, for logs and messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparsable URL>"
+    if password is None:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    netloc = parts.netloc.replace(f":{password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def tortoise_config(
-    url: str | None = None, *, statement_timeout: int | None = None
-) -> dict[str, Any]:
-    """The one Tortoise config: models, aerich's table, and the asyncpg connection.
+def connect_options(config: Settings | None = None) -> dict[str, Any]:
+    """Keyword arguments for every ``asyncpg.connect()`` sets-db makes outside the pool.
 
-    ``statement_timeout`` (milliseconds, 0 = none) defaults to ``statement_timeout_ms()``;
-    it is sent as a server setting when each pooled connection opens, so it costs no
-    round trip per query.
+    Behind a transaction pooler: no statement cache (its names would outlive the server
+    connection) and no startup setting (PgBouncer refuses unknown ones).
     """
-    connection = expand_db_url(url or database_url())
-    timeout = statement_timeout_ms() if statement_timeout is None else statement_timeout
-    credentials = connection["credentials"]
-    credentials["server_settings"] = {
-        **(credentials.get("server_settings") or {}),
-        "statement_timeout": str(timeout),
-    }
-    return {
-        "connections": {"default": connection},
-        "apps": {APP_LABEL: {"models": MODEL_MODULES, "default_connection": "default"}},
-        "use_tz": True,
-        "timezone": "UTC",
-    }
+    config = config or settings()
+    return {"statement_cache_size": 0} if config.behind_pooler else {}
 
 
 # --- Which database: configured, else a local server, else the embedded one --------------
 
-# Where a local server is looked for when nothing is configured (the tests point the probe
-# at an unused port to simulate a machine without one).
-_LOCAL_DEFAULTS = {"SETS_DB_LOCAL_HOST": "127.0.0.1", "SETS_DB_LOCAL_PORT": "5432"}
 LOCAL_PROBE_TIMEOUT_S = 0.3
 DATA_DIR_NAME = ".sets-db"
 
@@ -133,19 +209,17 @@ class ResolvedDatabase:
         return f"{redact(self.url)} ({self.source})"
 
 
-def embedded_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+def embedded_data_dir(config: Settings | None = None) -> Path:
     """``SETS_DB_DATA_DIR``, else ``.sets-db/`` in the project around the current directory
     (the nearest one with a pyproject.toml or .git), else the user's cache directory."""
-    env = os.environ if environ is None else environ
-    configured = env.get("SETS_DB_DATA_DIR", "").strip()
-    if configured:
-        return Path(configured).expanduser()
+    config = config or settings()
+    if config.data_dir is not None:
+        return config.data_dir.expanduser()
     cwd = Path.cwd()
     for folder in (cwd, *cwd.parents):
         if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
             return folder / DATA_DIR_NAME
-    cache = env.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(cache) / "sets-db"
+    return (config.cache_home or Path.home() / ".cache") / "sets-db"
 
 
 def _answers(host: str, port: int) -> bool:
@@ -156,36 +230,84 @@ def _answers(host: str, port: int) -> bool:
         return False
 
 
-def resolve_database(environ: Mapping[str, str] | None = None) -> ResolvedDatabase:
+def resolve_database(config: Settings | None = None) -> ResolvedDatabase:
     """``DATABASE_URL``; else ``POSTGRES_*`` if any is set; else a server answering on
     ``127.0.0.1:5432`` (``SETS_DB_LOCAL_HOST/PORT``); else the embedded server, started now."""
-    env = os.environ if environ is None else environ
-    if env.get("DATABASE_URL", "").strip():
-        return ResolvedDatabase(database_url(env), "DATABASE_URL")
-    if any(env.get(name) for name in _DEFAULTS):
-        return ResolvedDatabase(database_url(env), "POSTGRES_* variables")
-    host = env.get("SETS_DB_LOCAL_HOST", "").strip() or _LOCAL_DEFAULTS["SETS_DB_LOCAL_HOST"]
-    port = int(env.get("SETS_DB_LOCAL_PORT", "").strip() or _LOCAL_DEFAULTS["SETS_DB_LOCAL_PORT"])
-    if _answers(host, port):
-        local = database_url({"POSTGRES_HOST": host, "POSTGRES_PORT": str(port)})
+    config = config or settings()
+    if config.database_url:
+        return ResolvedDatabase(config.database_url, "DATABASE_URL")
+    if config.parts_given:
+        return ResolvedDatabase(config.url(), "POSTGRES_* variables")
+    if _answers(config.local_host, config.local_port):
+        local = postgres_url(
+            host=config.local_host,
+            port=config.local_port,
+            user="postgres",
+            password="",
+            database="postgres",
+        )
         return ResolvedDatabase(local, "local server")
     from sets_db import embedded
 
-    data_dir = embedded_data_dir(env)
+    data_dir = embedded_data_dir(config)
     return ResolvedDatabase(embedded.start(data_dir), f"embedded, data in {data_dir}")
 
 
-def server_url_for_tests(environ: Mapping[str, str] | None = None) -> str:
+def server_url_for_tests(config: Settings | None = None) -> str:
     """The server the test suite creates its throwaway databases on.
 
     ``SETS_DB_TEST_URL`` wins, then the same resolution as the app (``resolve_database``):
     with no server configured or reachable, that is the embedded one.
     Only the server is taken from it: every run creates and drops databases of its own.
     """
-    env = os.environ if environ is None else environ
-    return env.get("SETS_DB_TEST_URL", "").strip() or resolve_database(env).url
+    config = config or settings()
+    return config.test_url or resolve_database(config).url
 
 
-# aerich reads this by dotted path (``[tool.aerich]`` in pyproject.toml and aerich.ini).
-# Migrations get no statement timeout: building an index on a big table may take a while.
-TORTOISE_ORM = tortoise_config(statement_timeout=0)
+def tortoise_config(
+    url: str | None = None, *, read_url: str | None = None, config: Settings | None = None
+) -> dict[str, Any]:
+    """The Tortoise config of the app and aerich: the models and the asyncpg pool(s).
+
+    ``read_url`` (default: ``DATABASE_READ_URL`` when ``url`` is not given) adds the reader
+    connection that the read-only services use.
+    """
+    from sets_db.pool import connection_config  # the pool module needs asyncpg; load late
+
+    config = config or settings()
+    connections = {DEFAULT_CONNECTION: connection_config(url or config.url(), config)}
+    read_url = read_url or (config.read_url if url is None else None)
+    if read_url:
+        connections[READ_CONNECTION] = connection_config(read_url, config)
+    return {
+        "connections": connections,
+        "apps": {APP_LABEL: {"models": MODEL_MODULES, "default_connection": DEFAULT_CONNECTION}},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # aerich reads ``sets_db.config.TORTOISE_ORM`` by dotted path; it is computed when asked
+    # for, never at import. Migrations use the direct URL and run without a statement
+    # timeout (an index build may take a while).
+    if name == "TORTOISE_ORM":
+        config = settings()
+        return tortoise_config(
+            config.migration_url(), config=config.model_copy(update={"statement_timeout_ms": 0})
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "APP_LABEL",
+    "MODEL_MODULES",
+    "ResolvedDatabase",
+    "Settings",
+    "asyncpg_dsn",
+    "load_settings",
+    "redact",
+    "resolve_database",
+    "settings",
+    "tortoise_config",
+]

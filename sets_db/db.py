@@ -7,16 +7,21 @@ from contextlib import asynccontextmanager
 
 from tortoise import Tortoise
 
-from sets_db.config import database_url, tortoise_config
+from sets_db.config import READ_CONNECTION, tortoise_config
 
 
-async def init_db(url: str | None = None) -> None:
-    """Connect Tortoise to ``url`` (default: the configured database).
+async def init_db(url: str | None = None, *, read_url: str | None = None) -> None:
+    """Connect Tortoise to ``url`` (default: the configured database) and, when given or
+    configured (``DATABASE_READ_URL``), to a reader endpoint for the read-only calls.
 
     The global fallback makes the connection visible to every task, as a web app needs:
     its lifespan runs in one task and its requests in others.
     """
-    await Tortoise.init(config=tortoise_config(url or database_url()), _enable_global_fallback=True)
+    from sets_db import sessions
+
+    config = tortoise_config(url, read_url=read_url)
+    await Tortoise.init(config=config, _enable_global_fallback=True)
+    sessions.reset_routing(has_replica=READ_CONNECTION in config["connections"])
 
 
 async def close_db() -> None:
@@ -25,9 +30,9 @@ async def close_db() -> None:
 
 
 @asynccontextmanager
-async def lifespan(url: str | None = None) -> AsyncIterator[None]:
+async def lifespan(url: str | None = None, *, read_url: str | None = None) -> AsyncIterator[None]:
     """``async with lifespan(): ...`` for an app's startup/shutdown."""
-    await init_db(url)
+    await init_db(url, read_url=read_url)
     try:
         yield
     finally:

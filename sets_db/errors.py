@@ -62,3 +62,16 @@ class DatabaseUnavailableError(SetsDbError):
 
 class QueryTimeoutError(SetsDbError):
     """The statement ran past the configured statement timeout and was cancelled."""
+
+
+class ReadOnlyDatabaseError(DatabaseUnavailableError):
+    """A write reached a read-only server (a replica, or a primary being demoted during a
+    failover); nothing was written and a retry on the new primary may succeed."""
+
+
+class PoolExhaustedError(DatabaseUnavailableError):
+    """No pooled connection became free within the configured wait (``SETS_DB_POOL_TIMEOUT_S``)."""
+
+
+class ConfigurationError(SetsDbError):
+    """A setting (environment variable) is missing or invalid; the detail names it."""

@@ -1,0 +1,59 @@
+"""How each asyncpg pool behind Tortoise is configured, per deployment mode.
+
+Direct connections: asyncpg's statement cache, and the statement timeout as a setting sent
+when a connection opens (no round trip per query). Behind a transaction-mode pooler: no
+statement cache (named statements would outlive the pooler's server connection) and no
+startup setting (PgBouncer refuses unknown ones); ``sets_db.sessions`` then applies the
+timeout with ``set_config(..., true)`` inside each transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from tortoise.backends.base.config_generator import expand_db_url
+
+from sets_db.config import Settings, asyncpg_dsn
+from sets_db.errors import ConfigurationError
+
+# A connection idle this long is closed: a restarted server or a pooler that dropped it
+# is then found at the next acquire instead of at a query.
+MAX_IDLE_S = 60.0
+
+
+async def reset_connection(conn: asyncpg.Connection) -> None:
+    """What a connection goes back to the pool with: nothing to undo, one local check.
+
+    sets-db keeps no session state on pooled connections (roles, owner and timeouts are
+    ``set_config(..., true)``, gone at commit; no LISTEN, advisory lock or session
+    temp table), so asyncpg's default reset (``pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL``, one round trip per call) has nothing to do. A transaction
+    left open by a failed call is rolled back; if that fails the pool drops the connection.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
+def connection_config(url: str, config: Settings) -> dict[str, Any]:
+    """A Tortoise connection entry for ``url`` in the mode ``config`` says."""
+    try:
+        connection = expand_db_url(asyncpg_dsn(url).replace("postgresql://", "asyncpg://", 1))
+    except (ValueError, KeyError) as error:
+        raise ConfigurationError(f"invalid database URL: {error}") from None
+    credentials: dict[str, Any] = connection["credentials"]
+    credentials.update(
+        minsize=1,
+        maxsize=config.pool_size,
+        reset=reset_connection,
+        max_inactive_connection_lifetime=MAX_IDLE_S,
+    )
+    if config.behind_pooler:
+        credentials["statement_cache_size"] = 0
+        credentials.pop("server_settings", None)
+    else:
+        credentials["server_settings"] = {
+            **(credentials.get("server_settings") or {}),
+            "statement_timeout": str(config.statement_timeout_ms),
+        }
+    return connection
