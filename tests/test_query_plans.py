@@ -25,8 +25,8 @@ import pytest
 from sets_db.migrator import migrate
 from sets_db.schemas import SetQuery
 from sets_db.services import collection
-from sets_db.services._base import FETCH_SET_SQL, SET_WITH_IMAGES, to_set
 from sets_db.services.listing import _encode_cursor, build_page_sql
+from sets_db.services.rows import FETCH_SET_SQL, set_with_images, to_set
 from tests.pg import connect, create_database, drop_database
 
 SETS = 200_000
@@ -115,7 +115,7 @@ async def _assert_indexed(conn: Any, sql: str, values: list[Any]) -> None:
 async def _deep_cursor(conn: Any, user_id: str, query: SetQuery, depth: int = 1000) -> str:
     """The cursor ``list_sets`` hands out after ``depth`` rows (20 pages of 50)."""
     row = await conn.fetchrow(
-        f"SELECT {SET_WITH_IMAGES} FROM sets s WHERE s.user_id = $1"
+        f"SELECT {set_with_images('s')} FROM sets s WHERE s.user_id = $1"
         " ORDER BY s.created_at DESC, s.id DESC OFFSET $2 LIMIT 1",
         user_id,
         depth - 1,
