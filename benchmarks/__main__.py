@@ -31,7 +31,7 @@ import asyncpg
 
 from benchmarks import baseline, data
 from sets_db import services
-from sets_db.config import asyncpg_dsn, database_url, redact, rls_role
+from sets_db.config import asyncpg_dsn, redact, settings
 from sets_db.db import close_db, init_db
 from sets_db.migrator import migrate
 from sets_db.services import transfer
@@ -399,7 +399,7 @@ def _table(rows: list[Row]) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    server = database_url()
+    server = settings().url()
     url = _with_database(server, f"sets_db_bench_{secrets.token_hex(4)}")
     name = urlsplit(url).path.lstrip("/")
     admin = await asyncpg.connect(asyncpg_dsn(server))
@@ -422,7 +422,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         return {
             "timestamp": datetime.now(UTC).isoformat(),
             "config": {**vars(args), "json": str(args.json) if args.json else None},
-            "rls_mode": rls_role() is not None,
+            "rls_mode": settings().rls_role is not None,
             "load_seconds": load_seconds,
             "operations": [{**asdict(row), "ratio_p50": row.ratio} for row in rows],
             "import": imported,
