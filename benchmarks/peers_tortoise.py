@@ -20,6 +20,11 @@ from sets_db.models import Set, SetImage
 COST = "COALESCE(purchase_price, 0) + COALESCE(tax, 0) + COALESCE(shipping, 0)"
 
 
+def _sql(expression: str) -> Any:
+    # Sum() is typed for fields and F() only, but renders any expression (RawSQL included).
+    return RawSQL(expression)
+
+
 def _images() -> Prefetch:
     return Prefetch("images", queryset=SetImage.all().order_by("position", "id"))
 
@@ -78,9 +83,9 @@ class Peer:
             .annotate(
                 set_count=Count("id"),
                 total_quantity=Sum("quantity"),
-                total_pieces=Sum(RawSQL("COALESCE(piece_count, 0) * quantity")),
+                total_pieces=Sum(_sql("COALESCE(piece_count, 0) * quantity")),
                 built_count=Count("id", _filter=Q(is_built=True)),
-                money_spent=Sum(RawSQL(COST)),
+                money_spent=Sum(_sql(COST)),
             )
             .group_by("theme")
             .order_by("theme")
