@@ -105,14 +105,17 @@ def _median(values: list[float]) -> float:
 
 
 def table(results: list[Timings], contenders: list[str]) -> str:
-    """Markdown: raw's p50/p95 in ms, then each contender's ratio to raw (p50, p95), each the
-    range over the repeats."""
-    header = ["operation", "raw p50 / p95 ms"] + [f"{name} / raw (p50; p95)" for name in contenders]
+    """Markdown: raw's and the first contender's p50/p95 in ms (median over the repeats), then
+    each contender's ratio to raw (p50; p95), each the range over the repeats."""
+    first = contenders[0]
+    header = ["operation", "raw p50 / p95 ms", f"{first} p50 / p95 ms"]
+    header += [f"{name} / raw (p50; p95)" for name in contenders]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for result in results:
         cells = [
             result.operation,
             f"{_median(result.p50[RAW]):.2f} / {_median(result.p95[RAW]):.2f}",
+            f"{_median(result.p50[first]):.2f} / {_median(result.p95[first]):.2f}",
         ]
         for name in contenders:
             if name in result.p50:

@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from benchmarks import data
-from sets_db import close_db, init_db, migrate, services
-from sets_db.config import asyncpg_dsn, server_url_for_tests
+from sets_db import close_db, init_db, migrate, services, sessions
+from sets_db.config import DEFAULT_CONNECTION, asyncpg_dsn, server_url_for_tests
 from sets_db.schemas import SetOut, SetQuery
 from sets_db.services import listing, rows
 from sets_db.sessions import owner_read
@@ -90,6 +90,16 @@ async def _stages(user_id: str, calls: int) -> None:
         async with owner_read(user_id) as session:
             await session.raw.fetchval("SELECT 1")
 
+    pool = await sessions._pool(sessions._client(DEFAULT_CONNECTION))
+
+    async def pool_only() -> None:
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    async def pool_page() -> Any:
+        async with pool.acquire() as conn:
+            return await conn.fetch(sql, *values)
+
     row = await fetch_one()
     page_rows = (await fetch_page())[: query.limit]
     prepared = [_prepared(r) for r in page_rows]
@@ -118,7 +128,9 @@ async def _stages(user_id: str, calls: int) -> None:
         "page: cursor encoding": _median_us(
             lambda: listing._encode_cursor(query, items[-1]), calls
         ),
+        "page: same pool, plain acquire + fetch": await _amedian_us(pool_page, calls),
         "session: owner_read + SELECT 1": await _amedian_us(session_only, calls),
+        "session: same pool, plain acquire + SELECT 1": await _amedian_us(pool_only, calls),
     }
     for name, micros in report.items():
         print(f"{name:42} {micros:9.1f} us")
