@@ -65,8 +65,13 @@ SELECT s.*, {IMAGES} FROM s
 """
 
 
+async def _no_reset(conn: Any) -> None:
+    """The floor keeps no session state either: without this, asyncpg's default reset (one
+    more round trip on every release) would put the floor above sets-db, which skips it."""
+
+
 async def pool(dsn: str, size: int) -> Pool:
-    return await asyncpg.create_pool(dsn, min_size=size, max_size=size)
+    return await asyncpg.create_pool(dsn, min_size=size, max_size=size, reset=_no_reset)
 
 
 async def get_set(pool: Pool, user_id: str, set_id: UUID) -> Any:
