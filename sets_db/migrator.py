@@ -25,6 +25,7 @@ from aerich.migrate import Migrate
 from tortoise import Tortoise
 
 from sets_db.config import APP_LABEL, asyncpg_dsn, tortoise_config
+from sets_db.schema_check import live_differences
 from sets_db.config import settings as _settings
 
 
@@ -87,7 +88,7 @@ async def _command(url: str, location: Path | None = None) -> AsyncIterator[Comm
     a process would check and migrate the app's database instead of ``other_url``.
     """
     # Migrations run without a statement timeout: an index build may take a while.
-    config = tortoise_config(url, statement_timeout=0)
+    config = tortoise_config(url, config=_settings().model_copy(update={"statement_timeout_ms": 0}))
     await Tortoise.init(config=config)
     command = Command(
         tortoise_config=config, app=APP_LABEL, location=str(location or MIGRATIONS_DIR)
@@ -128,6 +129,8 @@ async def pending_or_drift(url: str | None = None) -> list[str]:
 
     - pending: a migration file that the database has not applied;
     - unknown: a version the database applied that no file describes (code older than db);
+    - live schema: at head, an object of the live catalog that differs from what the
+      migrations build (``sets_db.schema_check``): a column, index, FK, CHECK, RLS, policy;
     - drift: the models differ from the last migration's ``MODELS_STATE``, i.e.
       ``aerich migrate`` would generate a new migration. This runs aerich's own diff in a
       throwaway copy of the migrations folder, so nothing in the repo is written.
@@ -142,6 +145,9 @@ async def pending_or_drift(url: str | None = None) -> list[str]:
         for version in applied
         if version not in files
     ]
+    if not problems:
+        # Only at head does the live schema have to be exactly what the migrations build.
+        problems += [f"live schema: {line}" for line in await live_differences(url)]
     drift = await _isolated(_drift, url)
     if drift:
         problems.append(
