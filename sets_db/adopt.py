@@ -171,8 +171,7 @@ async def _adopt_locked(
         raise AdoptionError(_violation_text(result.violations))
     result.verified_rows = await _convert(conn, steps, zone)
     result.lines += [
-        f"verified {count} row(s) of {table}: identical before and after (timestamps as "
-        "instants)"
+        f"verified {count} row(s) of {table}: identical before and after (timestamps as instants)"
         for table, count in result.verified_rows.items()
     ]
     return result
@@ -271,7 +270,8 @@ def plan(live: Catalog, applied: list[str], zone: str, lock_timeout_ms: int) -> 
     ]
     steps += _timestamp_steps(live, zone)
     if f"constraint set_images.{DRIZZLE_FK}" in live:
-        steps.append(Step(f'ALTER TABLE "set_images" RENAME CONSTRAINT "{DRIZZLE_FK}" TO "{OUR_FK}"'))
+        rename = f'RENAME CONSTRAINT "{DRIZZLE_FK}" TO "{OUR_FK}"'
+        steps.append(Step(f'ALTER TABLE "set_images" {rename}'))
     ours = expected_schema()
     for table in ADOPTED_TABLES:
         comment = ours.get(f"comment {table}")
@@ -376,7 +376,8 @@ async def constraint_violations(conn: Any, versions: list[str]) -> dict[str, int
 def _module(version: str) -> ModuleType:
     path = MIGRATIONS_DIR / APP_LABEL / version
     spec = importlib.util.spec_from_file_location(f"sets_db_migration_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -25,12 +25,13 @@ from aerich.migrate import Migrate
 from tortoise import Tortoise
 
 from sets_db.config import APP_LABEL, asyncpg_dsn, tortoise_config
-from sets_db.schema_check import live_differences
 from sets_db.config import settings as _settings
+from sets_db.schema_check import live_differences
 
 
 def database_url() -> str:  # TEMP until main works
     return _settings().migration_url()
+
 
 # The checkout's migrations/ folder (editable install), else the copy a wheel carries.
 _CHECKOUT_MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
