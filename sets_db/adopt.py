@@ -32,16 +32,18 @@ from typing import Any
 import asyncpg
 from aerich.utils import decompress_dict
 
-from sets_db.config import APP_LABEL, asyncpg_dsn, settings
+from sets_db.config import APP_LABEL, settings
 from sets_db.errors import SetsDbError
 from sets_db.migrator import (
     MIGRATIONS_DIR,
     _wait_for_lock,
     applied_versions,
+    connect_direct,
     migrate,
     migration_versions,
 )
 from sets_db.schema_check import Catalog, drizzle_schema, expected_schema, read_catalog
+from sets_db.translation import translate_errors
 
 ADOPTED_TABLES = ("sets", "set_images")
 TIMESTAMP_COLUMNS = {
@@ -100,12 +102,13 @@ class AdoptResult:
 
 async def server_timezone(url: str | None = None) -> str:
     """The server's ``TimeZone`` as a new session sees it (the zone Drizzle's sessions had)."""
-    conn = await asyncpg.connect(asyncpg_dsn(url or settings().migration_url()))
-    try:
-        zone: str = await conn.fetchval("SELECT current_setting('TimeZone')")
-        return zone
-    finally:
-        await conn.close()
+    with translate_errors():
+        conn = await connect_direct(url or settings().migration_url())
+        try:
+            zone: str = await conn.fetchval("SELECT current_setting('TimeZone')")
+            return zone
+        finally:
+            await conn.close()
 
 
 async def adopt(
@@ -121,13 +124,14 @@ async def adopt(
     Raises AdoptionError, changing nothing, when the database is not what it expects.
     """
     url = url or settings().migration_url()
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        await _wait_for_lock(conn)
-        result = await _adopt_locked(conn, url, timezone, dry_run, lock_timeout_ms)
-    finally:
-        # Closing the session releases the lock, which the migrator below takes again.
-        await conn.close()
+    with translate_errors():
+        conn = await connect_direct(url)
+        try:
+            await _wait_for_lock(conn)
+            result = await _adopt_locked(conn, url, timezone, dry_run, lock_timeout_ms)
+        finally:
+            # Closing the session releases the lock, which the migrator below takes again.
+            await conn.close()
     if result.state == "adopted":
         applied = await migrate(url)
         result.lines += [f"applied {version}" for version in applied]
@@ -350,6 +354,16 @@ async def row_checksums(conn: Any, table: str, zone: str) -> tuple[int, str]:
 
 async def _convert(conn: Any, steps: list[Step], zone: str) -> dict[str, int]:
     """Run the plan in one transaction, verifying every row; any difference rolls back."""
+    try:
+        return await _convert_in_transaction(conn, steps, zone)
+    except asyncpg.LockNotAvailableError:
+        raise AdoptionError(
+            "sets or set_images is busy (lock_timeout reached); nothing was changed: run adopt "
+            "again when the traffic is lower"
+        ) from None
+
+
+async def _convert_in_transaction(conn: Any, steps: list[Step], zone: str) -> dict[str, int]:
     verified = {}
     async with conn.transaction():
         before = {}

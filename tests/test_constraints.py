@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from sets_db.errors import SetsDbError
 from sets_db.migrator import applied_versions, migrate, migration_versions
 from sets_db.schema_check import catalog_of, expected_schema
 from tests.pg import aerich, aerich_in, connect, copy_project, output_of
@@ -74,7 +75,7 @@ async def test_violating_rows_fail_the_migration_naming_the_constraint(
         )
     finally:
         await conn.close()
-    with pytest.raises(Exception, match="violate constraint") as caught:
+    with pytest.raises(SetsDbError, match="violate constraint") as caught:
         await migrate(url)
     message = str(caught.value)
     assert "sets_quantity_at_least_one (2 rows)" in message
