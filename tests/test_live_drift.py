@@ -11,8 +11,16 @@ from pathlib import Path
 import pytest
 
 from sets_db.migrator import migrate, pending_or_drift
-from sets_db.schema_check import catalog_of, dumps, expected_schema, fresh_catalog
+from sets_db.schema_check import (
+    catalog_of,
+    ddl_catalog,
+    drizzle_schema,
+    dumps,
+    expected_schema,
+    fresh_catalog,
+)
 from tests.pg import REPO_ROOT, connect, create_database, drop_database, with_database
+from tests.test_schema_contract import DRIZZLE_REFERENCE_SQL
 
 SETS_DB = str(Path(sys.executable).with_name("sets-db"))
 
@@ -82,6 +90,11 @@ async def test_the_expected_schema_file_is_what_migrate_builds(server_url: str) 
         "regenerate with: python -m sets_db.schema_check SERVER_URL ../shared/spec/"
         "seed-drizzle-reference.sql"
     )
+
+
+async def test_the_drizzle_schema_file_is_what_the_story_ddl_builds(server_url: str) -> None:
+    """drizzle_schema.json (what adopt expects) is the reference DDL's catalog, normalised."""
+    assert dumps(await ddl_catalog(server_url, DRIZZLE_REFERENCE_SQL)) == dumps(drizzle_schema())
 
 
 async def test_a_fresh_database_passes(fresh: str) -> None:
