@@ -6,10 +6,6 @@ Each index is justified by a row of the heavy-collector benchmark (``python -m b
 - ``sets_search_trgm_idx``: ``search`` is ``title ILIKE '%x%' OR set_number ILIKE '%x%'``,
   which a btree cannot serve; pg_trgm's GIN operator class can (both columns, one index,
   a BitmapOr of its two halves). Needs the ``pg_trgm`` extension.
-- ``sets_owner_title_idx``: the title sort. Keyed by ``md5(user_id)``, not ``user_id``: a
-  legal row (255-character user id and 500-character title, four UTF-8 bytes each) would
-  not fit a btree entry (2704 bytes) with both, and be refused. ``list_sets`` adds the
-  matching ``md5(s.user_id) = md5($n)`` condition when it sorts by title.
 - ``sets_user_total_cost_idx``: the total_cost sort, on exactly list_sets' expression.
 - ``sets_user_piece_count_idx``, ``sets_user_release_date_idx``,
   ``sets_user_purchase_date_idx``: those sorts (ascending, NULLS LAST, the default order).
@@ -18,6 +14,10 @@ Each index is justified by a row of the heavy-collector benchmark (``python -m b
 
 The three plain ones are also in ``Set.Meta.indexes``; the trigram, expression and covering
 indexes are not expressible there and live only here.
+
+No index for the title sort: ``(user_id, title, id)`` does not fit a btree entry (2704 bytes)
+for a legal row (255-character user id and 500-character title, four UTF-8 bytes each),
+which would then be refused; see README "Performance".
 
 Built ``CONCURRENTLY`` as migration 2 does (see its docstring): no transaction, one
 statement at a time, an INVALID leftover of a failed build dropped and built again.
@@ -37,7 +37,6 @@ TOTAL_COST = 'COALESCE("purchase_price", 0) + COALESCE("tax", 0) + COALESCE("shi
 
 INDEXES = {
     "sets_search_trgm_idx": 'ON "sets" USING GIN ("title" gin_trgm_ops, "set_number" gin_trgm_ops)',
-    "sets_owner_title_idx": 'ON "sets" (md5("user_id"), "title", "id")',
     "sets_user_total_cost_idx": f'ON "sets" ("user_id", ({TOTAL_COST}), "id")',
     "sets_user_piece_count_idx": 'ON "sets" ("user_id", "piece_count", "id")',
     "sets_user_release_date_idx": 'ON "sets" ("user_id", "release_date", "id")',

@@ -42,7 +42,8 @@ GROUP BY theme ORDER BY count DESC, theme
 # unnest() in the select list (a ProjectSet), not as a lateral FROM item: a function scan
 # per row took twice as long for an owner with 20k sets.
 TAGS_SQL = """
-SELECT tag AS name, count(*) AS count FROM (SELECT unnest(tags) AS tag FROM sets WHERE user_id = $1) t
+SELECT tag AS name, count(*) AS count
+FROM (SELECT unnest(tags) AS tag FROM sets WHERE user_id = $1) AS t
 GROUP BY tag ORDER BY count DESC, tag
 """
 DUPLICATES_SQL = f"""

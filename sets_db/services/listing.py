@@ -66,14 +66,11 @@ class _Sort:
     # The cursor carries the key as text (anyone can edit it): this turns it back into the
     # type asyncpg binds for the expression, and refuses what the column could not hold.
     decode: Callable[[str], Any]
-    # Its index is keyed by md5(user_id) instead of user_id (see migration 5): the query
-    # must then name the owner that way too for PostgreSQL to use it.
-    by_owner_digest: bool = False
 
 
 _SORTS: dict[SortKey, _Sort] = {
     "created_at": _Sort("s.created_at", nullable=False, decode=_moment),
-    "title": _Sort("s.title", nullable=False, decode=_text, by_owner_digest=True),
+    "title": _Sort("s.title", nullable=False, decode=_text),
     "piece_count": _Sort("s.piece_count", nullable=True, decode=_count),
     "release_date": _Sort("s.release_date", nullable=True, decode=_moment),
     "purchase_date": _Sort("s.purchase_date", nullable=True, decode=_moment),
@@ -169,12 +166,10 @@ def _after_cursor(query: SetQuery, bind: _Params) -> str:
 def build_page_sql(query: SetQuery, user_id: str) -> tuple[str, list[Any]]:
     bind = _Params()
     where = _filters(query, user_id, bind)
-    sort = _SORTS[query.sort]
-    if sort.by_owner_digest:
-        where.append(f"md5(s.user_id) = md5({bind(user_id)})")
     if query.cursor:
         where.append(_after_cursor(query, bind))
     direction = "DESC" if query.is_descending else "ASC"
+    sort = _SORTS[query.sort]
     # NULLS LAST only where NULLs can occur: without it, ``created_at DESC, id DESC`` is a
     # backward scan of sets_user_created_idx (user_id, created_at, id), and ASC a forward one.
     key = f"{sort.expression} {direction}" + (" NULLS LAST" if sort.nullable else "")
