@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -31,13 +31,24 @@ from sets_db.pool import SEARCH_PATH
 from sets_db.translation import DRIVER_ERRORS, translate
 
 
-@dataclass(frozen=True)
 class Session:
     """One pooled connection for one call: ``raw`` for SQL, ``orm`` for Tortoise's query
     API (``using_db=session.orm``), both the same connection and transaction."""
 
-    raw: asyncpg.Connection
-    orm: BaseDBAsyncClient
+    __slots__ = ("_client", "_orm", "raw")
+
+    def __init__(self, raw: asyncpg.Connection, client: AsyncpgDBClient) -> None:
+        self.raw = raw
+        self._client = client
+        self._orm: BaseDBAsyncClient | None = None
+
+    @property
+    def orm(self) -> BaseDBAsyncClient:
+        if self._orm is None:  # built on demand: most calls only send SQL
+            wrapper = TransactionWrapper(self._client)
+            wrapper._connection = self.raw
+            self._orm = wrapper
+        return self._orm
 
 
 def _client(name: str) -> AsyncpgDBClient:
@@ -58,12 +69,6 @@ async def _pool(client: AsyncpgDBClient) -> asyncpg.Pool:
     return client._pool
 
 
-def _orm(client: AsyncpgDBClient, raw: asyncpg.Connection) -> BaseDBAsyncClient:
-    wrapper = TransactionWrapper(client)
-    wrapper._connection = raw
-    return wrapper
-
-
 def _prelude(config: Settings) -> str | None:
     """The first statement of every transaction sets-db opens: the settings that must last
     exactly one transaction (``set_config(..., true)`` is ``SET LOCAL``)."""
@@ -79,61 +84,16 @@ def _prelude(config: Settings) -> str | None:
     return "SELECT " + ", ".join(parts) if parts else None
 
 
-@asynccontextmanager
-async def _connection(
-    name: str, config: Settings
-) -> AsyncIterator[tuple[AsyncpgDBClient, asyncpg.Connection]]:
-    """A pooled connection of ``name`` for this call only; driver errors translated, and a
-    lost server expires the pool's other (equally dead) idle connections."""
-    client = _client(name)
-    pool: asyncpg.Pool | None = None
-    try:
-        pool = await _pool(client)
-        try:
-            raw = await pool.acquire(timeout=config.pool_timeout_s)
-        except TimeoutError:
-            raise PoolExhaustedError(
-                f"no database connection became free within {config.pool_timeout_s:g} s "
-                "(SETS_DB_POOL_TIMEOUT_S)"
-            ) from None
-    except DRIVER_ERRORS as error:
-        raise translate(error) from error
-    try:
-        yield client, raw
-    except DRIVER_ERRORS as error:
-        translated = translate(error)
-        if isinstance(translated, DatabaseUnavailableError):
-            await pool.expire_connections()
-        raise translated from error
-    finally:
-        try:
-            await pool.release(raw)
-        except (*DRIVER_ERRORS, RuntimeError):
-            raw.terminate()
-
-
-@asynccontextmanager
-async def _transaction(
-    raw: asyncpg.Connection, user_id: str, config: Settings
-) -> AsyncIterator[None]:
+async def _begin(raw: asyncpg.Connection, user_id: str, config: Settings) -> None:
     prelude = _prelude(config)
-    if prelude is None or not config.rls_role:
+    if prelude is None:
+        await raw.execute("BEGIN")
+    elif not config.rls_role:
         # No parameter to bind: BEGIN and the settings go as one simple query.
-        await raw.execute("BEGIN" if prelude is None else f"BEGIN; {prelude}")
+        await raw.execute(f"BEGIN; {prelude}")
     else:
         await raw.execute("BEGIN")
-    try:
-        if prelude is not None and config.rls_role:
-            await raw.execute(prelude, config.rls_role, user_id)
-        yield
-    except BaseException:
-        if not raw.is_closed():
-            try:
-                await raw.execute("ROLLBACK")
-            except DRIVER_ERRORS:
-                raw.terminate()
-        raise
-    await raw.execute("COMMIT")
+        await raw.execute(prelude, config.rls_role, user_id)
 
 
 def _needs_transaction(config: Settings) -> bool:
@@ -142,48 +102,128 @@ def _needs_transaction(config: Settings) -> bool:
     return bool(config.rls_role) or config.behind_pooler
 
 
-@asynccontextmanager
-async def _session(
-    name: str, user_id: str, *, transaction: bool, config: Settings
-) -> AsyncIterator[Session]:
-    async with _connection(name, config) as (client, raw):
-        if transaction or _needs_transaction(config):
-            async with _transaction(raw, user_id, config):
-                yield Session(raw, _orm(client, raw))
-        else:
-            yield Session(raw, _orm(client, raw))
+def _wait_bound(pool: asyncpg.Pool, config: Settings) -> float | None:
+    """The acquire timeout: only when the call may have to wait. With a free connection in
+    the pool, acquire returns without suspending, and asyncpg's timeout wrapper alone cost
+    ~10 us per call (a third of the session's overhead)."""
+    free = getattr(pool, "_queue", None)
+    return None if free is not None and free.qsize() > 0 else config.pool_timeout_s
 
 
-@asynccontextmanager
-async def owner_transaction(user_id: str) -> AsyncIterator[Session]:
+class _Lease:
+    """A pooled connection of one Tortoise connection (``name``) for one call, optionally
+    inside a transaction; driver errors come out translated, and a lost server expires the
+    pool's other (equally dead) idle connections. A class, not nested generator-based
+    context managers: this runs on every call (measured ~20 us less per call)."""
+
+    __slots__ = ("_pool", "_raw", "config", "name", "remember", "transaction", "user_id")
+
+    def __init__(
+        self,
+        name: str,
+        user_id: str,
+        config: Settings,
+        *,
+        transaction: bool,
+        remember: bool = False,
+    ) -> None:
+        self.name, self.user_id, self.config = name, user_id, config
+        self.transaction = transaction or _needs_transaction(config)
+        self.remember = remember
+        self._pool: asyncpg.Pool | None = None
+        self._raw: asyncpg.Connection | None = None
+
+    async def __aenter__(self) -> Session:
+        client = _client(self.name)
+        try:
+            self._pool = pool = client._pool or await _pool(client)
+            try:
+                self._raw = raw = await pool.acquire(timeout=_wait_bound(pool, self.config))
+            except TimeoutError:
+                raise PoolExhaustedError(
+                    f"no database connection became free within {self.config.pool_timeout_s:g}"
+                    " s (SETS_DB_POOL_TIMEOUT_S)"
+                ) from None
+        except DRIVER_ERRORS as error:
+            raise translate(error) from error
+        if self.transaction:
+            try:
+                await _begin(raw, self.user_id, self.config)
+            except BaseException as error:
+                await self._finish(error)
+                raise
+        return Session(raw, client)
+
+    async def __aexit__(self, kind: object, error: BaseException | None, trace: object) -> None:
+        await self._finish(error)
+
+    async def _finish(self, error: BaseException | None) -> None:
+        pool, raw = self._pool, self._raw
+        assert pool is not None
+        assert raw is not None
+        try:
+            if self.transaction and error is None:
+                try:
+                    await raw.execute("COMMIT")
+                except DRIVER_ERRORS as commit_error:
+                    error = commit_error
+            elif self.transaction and not raw.is_closed():
+                try:
+                    await raw.execute("ROLLBACK")
+                except DRIVER_ERRORS:
+                    raw.terminate()
+            if error is None and self.remember:
+                # Read-your-writes: the WAL position the replica must replay to show this.
+                _routing.remember_write(self.user_id, await raw.fetchval(_PRIMARY_POSITION))
+        except DRIVER_ERRORS as late_error:
+            error = late_error
+        finally:
+            try:
+                await pool.release(raw)
+            except (*DRIVER_ERRORS, RuntimeError):
+                raw.terminate()
+        if isinstance(error, DRIVER_ERRORS):
+            translated = translate(error)
+            if isinstance(translated, DatabaseUnavailableError):
+                await pool.expire_connections()
+            raise translated from error
+
+
+def owner_transaction(user_id: str) -> AbstractAsyncContextManager[Session]:
     """One unit of work for the owner on the primary: every statement inside commits
     together or not at all."""
-    config = settings()
-    async with _connection(DEFAULT_CONNECTION, config) as (client, raw):
-        async with _transaction(raw, user_id, config):
-            yield Session(raw, _orm(client, raw))
-        if _routing.has_replica:
-            # Read-your-writes: the WAL position the replica must replay to show this write.
-            _routing.remember_write(user_id, await raw.fetchval(_PRIMARY_POSITION))
+    return _Lease(
+        DEFAULT_CONNECTION,
+        user_id,
+        settings(),
+        transaction=True,
+        remember=_routing.has_replica,
+    )
 
 
-@asynccontextmanager
-async def owner_read(user_id: str, *, snapshot: bool = False) -> AsyncIterator[Session]:
+def owner_read(user_id: str, *, snapshot: bool = False) -> AbstractAsyncContextManager[Session]:
     """The owner's connection for read-only statements, on the replica when it may serve
     them. ``snapshot``: several statements that must see one consistent state."""
     config = settings()
+    if not _routing.has_replica:
+        return _Lease(DEFAULT_CONNECTION, user_id, config, transaction=snapshot)
+    return _routed_read(user_id, snapshot, config)
+
+
+@asynccontextmanager
+async def _routed_read(user_id: str, snapshot: bool, config: Settings) -> AsyncIterator[Session]:
     name = await _routing.read_connection(user_id, config)
     async with AsyncExitStack() as stack:
         try:
             session = await stack.enter_async_context(
-                _session(name, user_id, transaction=snapshot, config=config)
+                _Lease(name, user_id, config, transaction=snapshot)
             )
         except DatabaseUnavailableError:
             if name == DEFAULT_CONNECTION:
                 raise
             _routing.replica_failed()  # down: this call and the next few use the primary
             session = await stack.enter_async_context(
-                _session(DEFAULT_CONNECTION, user_id, transaction=snapshot, config=config)
+                _Lease(DEFAULT_CONNECTION, user_id, config, transaction=snapshot)
             )
         try:
             yield session
@@ -255,8 +295,8 @@ class _Routing:
             if time.monotonic() - self.checked_at <= REPLICA_CHECK_S / 5:
                 return  # another task just checked
             try:
-                async with _connection(READ_CONNECTION, config) as (_, raw):
-                    row = await raw.fetchrow(_REPLICA_STATUS)
+                async with _Lease(READ_CONNECTION, "", config, transaction=False) as session:
+                    row = await session.raw.fetchrow(_REPLICA_STATUS)
             except DatabaseUnavailableError:
                 self.replica_failed()
                 return
