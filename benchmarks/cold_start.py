@@ -169,7 +169,7 @@ def main() -> None:
     url, set_id = asyncio.run(prepare(server.url))
     try:
         times: dict[str, list[float]] = {name: [] for name in PROGRAMS}
-        for name, program in PROGRAMS.items():  # a warm-up each: the OS caches the files
+        for program in PROGRAMS.values():  # a warm-up each: the OS caches the files
             time_once(program, url, set_id)
         for _ in range(args.runs):
             for name, program in PROGRAMS.items():

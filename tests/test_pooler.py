@@ -97,7 +97,8 @@ async def test_migrate_without_a_direct_url_refuses_in_one_sentence(
     result = cli("migrate", DATABASE_URL=pooled_url, **POOLED)
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "DATABASE_DIRECT_URL" in errors[0], result.stderr
+    assert len(errors) == 1, result.stderr
+    assert "DATABASE_DIRECT_URL" in errors[0]
     assert "Traceback" not in result.stderr
 
 
