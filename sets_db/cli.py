@@ -23,7 +23,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from sets_db import services
-from sets_db.config import ResolvedDatabase, resolve_database
+from sets_db.config import ResolvedDatabase, resolve_database, settings
 from sets_db.db import lifespan
 from sets_db.embedded import EmbeddedServerError
 from sets_db.errors import InvalidInputError, SetNotFoundError, SetsDbError
@@ -82,6 +82,12 @@ def _database() -> ResolvedDatabase:
     return database
 
 
+def _migration_url(database: ResolvedDatabase) -> str:
+    """Where migrations and their history are read: ``DATABASE_DIRECT_URL``, else the
+    database in use (refused behind a transaction pooler)."""
+    return settings().migration_url(database.url)
+
+
 def _run(work: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(work)
 
@@ -89,7 +95,8 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
 @asynccontextmanager
 async def _connected(url: str) -> AsyncIterator[None]:
     """Tortoise connected to ``url``, after checking the schema is at head."""
-    pending = [v for v in migration_versions() if v not in await applied_versions(url)]
+    applied = await applied_versions(settings().direct_url or url)
+    pending = [v for v in migration_versions() if v not in applied]
     if pending:
         raise CliError(
             f"the database has {len(pending)} pending migration(s); run `sets-db migrate` first"
@@ -106,13 +113,13 @@ def demo() -> None:
     """Migrate, load a sample collection for two users, and show what the services return."""
     with _clean_errors():
         database = _database()
-        _run(_demo(database.url))
+        _run(_demo(database.url, _migration_url(database)))
 
 
-async def _demo(url: str) -> None:
+async def _demo(url: str, migration_url: str) -> None:
     from sets_db import demo_data
 
-    applied = await migrate(url)
+    applied = await migrate(migration_url)
     err.print(f"migrations applied: {len(applied)}")
     async with _connected(url):
         created = await demo_data.load_demo_collections()
@@ -207,14 +214,14 @@ def migrate_command(
     with _clean_errors():
         database = _database()
         if check:
-            problems = _run(pending_or_drift(database.url))
+            problems = _run(pending_or_drift(_migration_url(database)))
             for problem in problems:
                 err.print(problem)
             if problems:
                 raise typer.Exit(1)
             out.print("up to date: no pending migrations, no model drift")
             return
-        applied = _run(migrate(database.url))
+        applied = _run(migrate(_migration_url(database)))
         for version in applied:
             out.print(f"applied {version}")
         out.print(f"{len(applied)} migration(s) applied; the database is at head")
@@ -225,7 +232,7 @@ def status() -> None:
     """Show the applied and the pending migrations."""
     with _clean_errors():
         database = _database()
-        applied = _run(applied_versions(database.url))
+        applied = _run(applied_versions(_migration_url(database)))
         table = Table(title="Migrations")
         table.add_column("version")
         table.add_column("state")

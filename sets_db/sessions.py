@@ -27,6 +27,7 @@ from tortoise.connection import get_connection
 
 from sets_db.config import DEFAULT_CONNECTION, READ_CONNECTION, Settings, settings
 from sets_db.errors import DatabaseUnavailableError, PoolExhaustedError
+from sets_db.pool import SEARCH_PATH
 from sets_db.translation import DRIVER_ERRORS, translate
 
 
@@ -72,7 +73,9 @@ def _prelude(config: Settings) -> str | None:
         parts += ["set_config('role', $1, true)", "set_config('sets_db.user_id', $2, true)"]
     if config.behind_pooler:
         # No startup setting gets through a transaction pooler; this does.
-        parts.append(f"set_config('statement_timeout', '{int(config.statement_timeout_ms)}', true)")
+        timeout = int(config.statement_timeout_ms)
+        parts.append(f"set_config('statement_timeout', '{timeout}', true)")
+        parts.append(f"set_config('search_path', '{SEARCH_PATH}', true)")
     return "SELECT " + ", ".join(parts) if parts else None
 
 
@@ -100,7 +103,7 @@ async def _connection(
     except DRIVER_ERRORS as error:
         translated = translate(error)
         if isinstance(translated, DatabaseUnavailableError):
-            pool.expire_connections()
+            await pool.expire_connections()
         raise translated from error
     finally:
         try:

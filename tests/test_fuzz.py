@@ -29,7 +29,7 @@ from sets_db.schemas import (
     SetQuery,
     SetUpdate,
 )
-from sets_db.services._base import validate
+from sets_db.schemas import validated as validate
 
 EXAMPLES = 2000
 # What pydantic strips (Unicode White_Space); Python's str.strip() also strips \x1c-\x1f.

@@ -9,47 +9,27 @@ the size of the collection.
 from __future__ import annotations
 
 import gc
+import operator
 import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import asyncpg
 import pydantic
 
-from sets_db.config import rls_role
+from sets_db.config import settings
 from sets_db.errors import InvalidInputError
-from sets_db.schemas import SetCreate, SetOut
-from sets_db.services._base import (
-    SET_WITH_IMAGES,
-    Connection,
-    invalid_input,
-    owner,
-    to_set,
-    transaction,
-)
+from sets_db.models import Set, SetImage
+from sets_db.schemas import SetCreate, SetOut, checked_user_id, invalid_input
+from sets_db.services.rows import SETS, set_with_images, to_set
+from sets_db.sessions import owner_read, owner_transaction
 
-# Every writable column; id is made here (the images must point at it), created_at and
-# updated_at come from the database defaults as for ``create_set``.
-SET_COLUMNS = (
-    "id",
-    "user_id",
-    "title",
-    "set_number",
-    "store",
-    "source_url",
-    "piece_count",
-    "release_date",
-    "theme",
-    "tags",
-    "notes",
-    "is_built",
-    "quantity",
-    "purchase_price",
-    "tax",
-    "shipping",
-    "purchase_date",
-    "wishlist_item_id",
-)
+# Every writable column: the input DTO's fields; id is made here (the images must point at
+# it), created_at and updated_at come from the database defaults as for ``create_set``.
+WRITABLE_FIELDS = tuple(name for name in SetCreate.model_fields if name != "images")
+SET_COLUMNS = ("id", "user_id", *WRITABLE_FIELDS)
+_writable_values = operator.attrgetter(*WRITABLE_FIELDS)
 # The image ids come from the database default.
 IMAGE_COLUMNS = ("set_id", "image_url", "thumbnail_url", "position")
 
@@ -59,7 +39,7 @@ _ROWS = pydantic.TypeAdapter(list[SetCreate])
 
 # Newest first, like list_sets' default page, which is the order of sets_user_created_idx.
 EXPORT_SQL = f"""
-SELECT {SET_WITH_IMAGES} FROM sets s
+SELECT {set_with_images("s")} FROM {SETS} s
 WHERE s.user_id = $1
 ORDER BY s.created_at DESC, s.id DESC
 """
@@ -100,28 +80,7 @@ def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Re
     image_records: list[Record] = []
     for data in sets:
         set_id = uuid.uuid4()
-        set_records.append(
-            (
-                set_id,
-                user_id,
-                data.title,
-                data.set_number,
-                data.store,
-                data.source_url,
-                data.piece_count,
-                data.release_date,
-                data.theme,
-                data.tags,
-                data.notes,
-                data.is_built,
-                data.quantity,
-                data.purchase_price,
-                data.tax,
-                data.shipping,
-                data.purchase_date,
-                data.wishlist_item_id,
-            )
-        )
+        set_records.append((set_id, user_id, *_writable_values(data)))
         image_records.extend(
             (set_id, image.image_url, image.thumbnail_url, position)
             for position, image in enumerate(data.images)
@@ -130,22 +89,25 @@ def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Re
 
 
 async def _copy(
-    conn: Connection, table: str, columns: tuple[str, ...], records: Iterable[Record]
+    raw: asyncpg.Connection, table: str, columns: tuple[str, ...], records: Iterable[Record]
 ) -> None:
-    async with conn.acquire_connection() as raw:
-        if rls_role() is None:
-            await raw.copy_records_to_table(table, records=records, columns=columns)
-            return
-        # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the
-        # current role; a temporary table takes the COPY and one INSERT applies the policies.
-        staging = f"import_{table}"
-        await raw.execute(
-            f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
-            f" SELECT {', '.join(columns)} FROM {table} WITH NO DATA"
+    if settings().rls_role is None:
+        await raw.copy_records_to_table(
+            table, records=records, columns=columns, schema_name="public"
         )
-        await raw.copy_records_to_table(staging, records=records, columns=columns)
-        names = ", ".join(columns)
-        await raw.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging}")
+        return
+    # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the
+    # current role; a temporary table takes the COPY and one INSERT applies the policies.
+    staging = f"import_{table}"
+    await raw.execute(
+        f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
+        f" SELECT {', '.join(columns)} FROM public.{table} WITH NO DATA"
+    )
+    await raw.copy_records_to_table(
+        staging, records=records, columns=columns, schema_name="pg_temp"
+    )
+    names = ", ".join(columns)
+    await raw.execute(f"INSERT INTO public.{table} ({names}) SELECT {names} FROM pg_temp.{staging}")
 
 
 async def import_sets(*, user_id: str, rows: Iterable[SetCreate | Mapping[str, Any]]) -> int:
@@ -155,29 +117,35 @@ async def import_sets(*, user_id: str, rows: Iterable[SetCreate | Mapping[str, A
     problem, located as ``rows.<index>.<field>``. Then all rows are written in one
     transaction or none is.
     """
-    user_id = owner(user_id)
+    user_id = checked_user_id(user_id)
     sets = _validated(rows)
     if not sets:
         return 0
     with _cyclic_gc_paused():
         set_records, image_records = _records(user_id, sets)
-    async with transaction(user_id) as conn:
-        await _copy(conn, "sets", SET_COLUMNS, set_records)
+    async with owner_transaction(user_id) as session:
+        await _copy(session.raw, Set._meta.db_table, SET_COLUMNS, set_records)
         if image_records:
-            await _copy(conn, "set_images", IMAGE_COLUMNS, image_records)
+            await _copy(session.raw, SetImage._meta.db_table, IMAGE_COLUMNS, image_records)
     return len(set_records)
+
+
+MAX_EXPORT_BATCH = 100_000
 
 
 async def export_sets(*, user_id: str, batch_size: int = 1000) -> AsyncIterator[SetOut]:
     """Every set of the owner, with its images, newest first, streamed.
 
     A server-side cursor fetches ``batch_size`` rows at a time, so memory stays flat. The
-    export is one consistent snapshot (one read transaction) that holds a pooled connection
-    until the iteration ends: to stop early, close it (``contextlib.aclosing``).
+    export is one consistent snapshot (one read transaction) on a pooled connection of its
+    own, never the caller's: other service calls inside the loop work, and stopping early
+    (``break``, with or without ``contextlib.aclosing``) releases it.
     """
-    user_id = owner(user_id)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError.single("batch_size", "must be a positive integer")
-    async with transaction(user_id) as conn, conn.acquire_connection() as raw:
-        async for row in raw.cursor(EXPORT_SQL, user_id, prefetch=batch_size):
+    user_id = checked_user_id(user_id)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise InvalidInputError.single("batch_size", "must be an integer")
+    if not 1 <= batch_size <= MAX_EXPORT_BATCH:
+        raise InvalidInputError.single("batch_size", f"must be between 1 and {MAX_EXPORT_BATCH}")
+    async with owner_read(user_id, snapshot=True) as session:
+        async for row in session.raw.cursor(EXPORT_SQL, user_id, prefetch=batch_size):
             yield to_set(row)
