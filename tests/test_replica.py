@@ -42,7 +42,7 @@ async def caught_up(primary_url: str, standby_url: str) -> None:
         position = await primary.fetchval("SELECT pg_current_wal_lsn()::text")
         async with asyncio.timeout(30):
             while True:
-                query = "SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn"
+                query = "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn"
                 if await standby.fetchval(query, position):
                     return
                 await asyncio.sleep(0.02)
