@@ -29,6 +29,7 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
+TEST_DATABASE_PREFIX = "sets_db_test_"
 # The pooler leg (tests/test_pooler.py) runs test modules again with SETS_DB_POOLER=transaction;
 # the session's PgBouncer port is then in this variable (tests/conftest.py sets it).
 POOLER_PORT_VARIABLE = "SETS_DB_TEST_POOLER_PORT"
@@ -40,12 +41,15 @@ def behind_pooler() -> bool:
 
 def service_url(url: str) -> str:
     """The URL the services use for the database of ``url``: in the pooler leg, the same
-    database through the session's PgBouncer; else ``url`` itself."""
+    database through the session's PgBouncer (for the tests' own databases, not for a URL a
+    test made up); else ``url`` itself."""
     port = os.environ.get(POOLER_PORT_VARIABLE)
-    if not port or not behind_pooler():
-        return url
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"{parts.username or 'postgres'}@127.0.0.1:{port}"))
+    if not port or not behind_pooler() or not parts.path.startswith("/" + TEST_DATABASE_PREFIX):
+        return url
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@127.0.0.1:{port}" if credentials else f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def service_env(url: str) -> dict[str, str]:
@@ -63,7 +67,7 @@ async def connect(url: str) -> Any:
 async def create_database(server_url: str, purpose: str = "t") -> str:
     """A new empty database on the server of ``server_url``; returns its URL."""
     # pid + random: two runs (or two workers) at once can never pick the same name.
-    name = f"sets_db_test_{purpose}_{os.getpid()}_{secrets.token_hex(4)}"
+    name = f"{TEST_DATABASE_PREFIX}{purpose}_{os.getpid()}_{secrets.token_hex(4)}"
     admin = await connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
