@@ -116,11 +116,15 @@ async def _connection(
 async def _transaction(
     raw: asyncpg.Connection, user_id: str, config: Settings
 ) -> AsyncIterator[None]:
-    await raw.execute("BEGIN")
+    prelude = _prelude(config)
+    if prelude is None or not config.rls_role:
+        # No parameter to bind: BEGIN and the settings go as one simple query.
+        await raw.execute("BEGIN" if prelude is None else f"BEGIN; {prelude}")
+    else:
+        await raw.execute("BEGIN")
     try:
-        prelude = _prelude(config)
-        if prelude is not None:
-            await raw.execute(prelude, *([config.rls_role, user_id] if config.rls_role else []))
+        if prelude is not None and config.rls_role:
+            await raw.execute(prelude, config.rls_role, user_id)
         yield
     except BaseException:
         if not raw.is_closed():
