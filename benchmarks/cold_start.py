@@ -6,10 +6,11 @@ same machine state), the time from process start to the first ``get_set`` done:
 - ``sets-db``: ``init_db()`` then ``get_set()``, as an API handler's first request does;
 - ``asyncpg``: ``asyncpg.connect()`` then the same set and its images by hand;
 - ``import tortoise``: the ORM's import alone (sets-db cannot be faster than that);
+- ``tortoise + query``: ``import tortoise``, then the ``asyncpg`` program (the goal's floor);
 - ``python``: an interpreter that does nothing (the floor every row includes).
 
 Medians of ``--runs`` runs each. The goal: sets-db adds at most 100 ms on top of
-``import tortoise`` plus the query (the asyncpg row). ``--importtime`` also lists the
+``import tortoise`` plus the query (the ``tortoise + query`` row). ``--importtime`` also lists the
 slowest imports of ``sets_db.services`` (``python -X importtime``).
 """
 
@@ -62,9 +63,17 @@ asyncio.run(main(__import__("uuid").UUID(sys.argv[1])))
 """
 
 TORTOISE = f"import tortoise\nprint({DONE!r}, flush=True)"
+# The goal's floor in one interpreter: what they share (asyncio, ...) is counted once.
+TORTOISE_AND_QUERY = "import tortoise\n" + ASYNCPG
 PYTHON = f"print({DONE!r}, flush=True)"
 
-PROGRAMS = {"sets-db": SETS_DB, "asyncpg": ASYNCPG, "import tortoise": TORTOISE, "python": PYTHON}
+PROGRAMS = {
+    "sets-db": SETS_DB,
+    "asyncpg": ASYNCPG,
+    "import tortoise": TORTOISE,
+    "tortoise + query": TORTOISE_AND_QUERY,
+    "python": PYTHON,
+}
 
 
 def with_database(url: str, name: str) -> str:
@@ -144,11 +153,10 @@ def report(times: dict[str, list[float]]) -> None:
     print(f"process start to first get_set done, median of {runs} runs:")
     for name, ms in median.items():
         print(f"  {name:<16} {ms:7.1f} ms")
-    floor = median["asyncpg"] + median["import tortoise"] - median["python"]
-    added = median["sets-db"] - floor
+    added = median["sets-db"] - median["tortoise + query"]
     print(f"  sets-db / asyncpg: {median['sets-db'] / median['asyncpg']:.2f}x")
     print(
-        f"  sets-db - (import tortoise + the asyncpg query): {added:+.1f} ms"
+        f"  sets-db - (tortoise + query): {added:+.1f} ms"
         f" (goal: at most +100 ms) -> {'met' if added <= 100 else 'NOT met'}"
     )
 

@@ -33,6 +33,7 @@ POOLER_LEG = (
     "tests/test_cli.py",
     "tests/test_ownership.py",
     "tests/test_transfer.py",
+    "tests/test_export_stream.py",
 )
 POOLED = {"SETS_DB_POOLER": "transaction"}
 SETS_DB = str(Path(sys.executable).with_name("sets-db"))
