@@ -84,9 +84,11 @@ async def test_a_restart_under_load_shows_only_typed_errors_and_heals(
         await mixed_call(user_id, set_ids)  # any error fails the test
 
 
-async def test_an_exhausted_pool_is_a_bounded_wait_then_a_typed_error(private_url: str) -> None:
+async def test_an_exhausted_pool_is_a_bounded_wait_then_a_typed_error(
+    private_url: str, database_url: str
+) -> None:
     environ = {"SETS_DB_POOL_SIZE": "1", "SETS_DB_POOL_TIMEOUT_S": "0.3"}
-    async with services_on(private_url, environ=environ):
+    async with services_on(private_url, environ=environ, restore=service_url(database_url)):
         created = await create_set(user_id="pool", data={"title": "one"})
         # This task holds the pool's only connection; a second call has to wait for it.
         async with owner_transaction("pool"):
