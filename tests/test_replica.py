@@ -36,15 +36,19 @@ async def pair_urls(replica_pair: tuple[Cluster, Cluster]) -> tuple[str, str]:
 
 
 async def caught_up(primary_url: str, standby_url: str) -> None:
-    """Wait until the standby has replayed everything the primary has written so far."""
+    """Wait until the standby has replayed everything the primary has inserted so far (the
+    insert position, as read-your-writes compares: with synchronous_commit=off, as here,
+    the write position may still be before the last commit)."""
     primary, standby = await connect(primary_url), await connect(standby_url)
     try:
-        position = await primary.fetchval("SELECT pg_current_wal_lsn()::text")
+        position = await primary.fetchval("SELECT pg_current_wal_insert_lsn()::text")
         async with asyncio.timeout(30):
             while True:
                 query = "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn"
                 if await standby.fetchval(query, position):
                     return
+                # A record of its own: the last one may end exactly at the insert position.
+                await primary.execute("SELECT txid_current()")
                 await asyncio.sleep(0.02)
     finally:
         await primary.close()
@@ -52,12 +56,29 @@ async def caught_up(primary_url: str, standby_url: str) -> None:
 
 
 async def replay(standby_url: str, action: str) -> None:
-    """``pause`` or ``resume`` WAL replay on the standby."""
+    """``resume`` WAL replay on the standby."""
     conn = await connect(standby_url)
     try:
         await conn.execute(f"SELECT pg_wal_replay_{action}()")
     finally:
         await conn.close()
+
+
+async def pause_replay(primary_url: str, standby_url: str) -> None:
+    """Pause WAL replay on the standby, and wait until it is paused: the pause takes effect
+    at the next record replayed, so the primary writes small ones until then."""
+    primary, standby = await connect(primary_url), await connect(standby_url)
+    try:
+        await standby.execute("SELECT pg_wal_replay_pause()")
+        async with asyncio.timeout(30):
+            while True:
+                if await standby.fetchval("SELECT pg_get_wal_replay_pause_state()") == "paused":
+                    return
+                await primary.execute("SELECT txid_current()")
+                await asyncio.sleep(0.02)
+    finally:
+        await primary.close()
+        await standby.close()
 
 
 async def insert_behind_the_services(primary_url: str, user_id: str, title: str) -> None:
@@ -110,7 +131,7 @@ async def test_reads_go_to_the_standby_and_a_writer_reads_its_writes(
     await caught_up(primary_url, standby_url)
     assert await served_by(OTHER) == standby.port
 
-    await replay(standby_url, "pause")
+    await pause_replay(primary_url, standby_url)
     await insert_behind_the_services(primary_url, WRITER, "behind")
     # The standby has not replayed that row: a read that does not see it was served there.
     assert await titles(WRITER) == set()
@@ -151,7 +172,7 @@ async def test_reads_fall_back_to_the_primary_when_the_standby_lags(
     async with services_on(
         primary_url, read_url=standby_url, environ={"SETS_DB_REPLICA_MAX_LAG_S": "0.2"}
     ):
-        await replay(standby_url, "pause")
+        await pause_replay(primary_url, standby_url)
         await insert_behind_the_services(primary_url, OTHER, "late")
         await asyncio.sleep(1)  # past the allowed lag
         assert "late" in await titles(OTHER)
