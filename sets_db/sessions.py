@@ -251,7 +251,10 @@ SELECT pg_is_in_recovery() AS in_recovery,
             ELSE EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())
        END::float8 AS lag_s
 """
-_PRIMARY_POSITION = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"
+# The insert position, not pg_current_wal_lsn() (the write position): with
+# synchronous_commit=off the commit record may not be written yet, and a replica that had
+# replayed only up to the write position would be taken as current.
+_PRIMARY_POSITION = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
 
 
 @dataclass

@@ -22,7 +22,13 @@ from sets_db.errors import (
 
 # What may come out of the driver or the ORM (TimeoutError: a pool acquire that waited
 # too long, or a connect that never answered).
-DRIVER_ERRORS = (BaseORMException, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+DRIVER_ERRORS = (
+    BaseORMException,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 
 def _root_cause(error: BaseException) -> BaseException:
@@ -33,7 +39,10 @@ def _root_cause(error: BaseException) -> BaseException:
 
 _UNAVAILABLE = (
     OSError,
-    asyncpg.InterfaceError,  # includes InternalClientError: a connection in a bad state
+    asyncpg.InterfaceError,
+    # Not an InterfaceError: a pooled connection whose server went away while it was idle
+    # (state "another operation is in progress" at the next query).
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,  # AdminShutdown (terminated), CannotConnectNow
     asyncpg.TooManyConnectionsError,

@@ -8,12 +8,27 @@ from typing import Any
 import pytest
 from tortoise import connections
 
-from sets_db.config import embedded_data_dir, redact, server_url_for_tests, settings
+from sets_db.config import (
+    embedded_data_dir,
+    load_settings,
+    redact,
+    server_url_for_tests,
+    settings,
+)
 from sets_db.db import close_db, init_db
 from sets_db.embedded import EmbeddedServerError
 from sets_db.embedded import start as start_embedded
 from sets_db.migrator import migrate
-from tests.pg import START_HINT, connect, create_database, drop_database
+from tests.pg import (
+    POOLER_PORT_VARIABLE,
+    START_HINT,
+    connect,
+    create_database,
+    drop_database,
+    service_url,
+)
+
+pytest_plugins = ["tests.companions"]
 
 
 @pytest.fixture(autouse=True)
@@ -45,12 +60,26 @@ async def server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-async def database_url(server_url: str) -> AsyncIterator[str]:
-    """This run's own database, migrated to head with the real aerich migrations."""
+def pooler_leg(request: pytest.FixtureRequest) -> Iterator[None]:
+    """With SETS_DB_POOLER=transaction (the pooler leg, tests/test_pooler.py), a PgBouncer
+    in transaction mode for this run: the services reach every database through it."""
+    if not load_settings().behind_pooler:
+        yield
+        return
+    bouncer = request.getfixturevalue("pgbouncer")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(POOLER_PORT_VARIABLE, str(bouncer.port))
+        yield
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str, pooler_leg: None) -> AsyncIterator[str]:
+    """This run's own database, migrated to head with the real aerich migrations; the
+    services reach it through ``service_url`` (PgBouncer in the pooler leg)."""
     url = await create_database(server_url, "run")
     try:
         await migrate(url)
-        await init_db(url)
+        await init_db(service_url(url))
         yield url
         await close_db()
     finally:
@@ -73,7 +102,9 @@ async def raw(db: str) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def empty_database(server_url: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+async def empty_database(
+    server_url: str, pooler_leg: None
+) -> AsyncIterator[Callable[[], Awaitable[str]]]:
     """A factory of new, empty databases, all dropped when the test ends."""
     created: list[str] = []
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from sets_db.config import asyncpg_dsn
+from sets_db.config import asyncpg_dsn, connect_options, load_settings
 from sets_db.schema_check import raw_catalog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -30,14 +30,45 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
+TEST_DATABASE_PREFIX = "sets_db_test_"
+# The pooler leg (tests/test_pooler.py) runs test modules again with SETS_DB_POOLER=transaction;
+# the session's PgBouncer port is then in this variable (tests/conftest.py sets it).
+POOLER_PORT_VARIABLE = "SETS_DB_TEST_POOLER_PORT"
+
+
+def behind_pooler() -> bool:
+    return load_settings().behind_pooler
+
+
+def service_url(url: str) -> str:
+    """The URL the services use for the database of ``url``: in the pooler leg, the same
+    database through the session's PgBouncer (for the tests' own databases, not for a URL a
+    test made up); else ``url`` itself."""
+    port = os.environ.get(POOLER_PORT_VARIABLE)
+    parts = urlsplit(url)
+    if not port or not behind_pooler() or not parts.path.startswith("/" + TEST_DATABASE_PREFIX):
+        return url
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@127.0.0.1:{port}" if credentials else f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def service_env(url: str) -> dict[str, str]:
+    """The environment of a sets-db process for the database of ``url``: in the pooler leg,
+    services through PgBouncer and migrations direct, as a deployment behind one has it."""
+    if service_url(url) == url:
+        return {"DATABASE_URL": url}
+    return {"DATABASE_URL": service_url(url), "DATABASE_DIRECT_URL": url}
+
+
 async def connect(url: str) -> Any:
-    return await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+    return await asyncpg.connect(asyncpg_dsn(url), timeout=10, **connect_options(load_settings()))
 
 
 async def create_database(server_url: str, purpose: str = "t") -> str:
     """A new empty database on the server of ``server_url``; returns its URL."""
     # pid + random: two runs (or two workers) at once can never pick the same name.
-    name = f"sets_db_test_{purpose}_{os.getpid()}_{secrets.token_hex(4)}"
+    name = f"{TEST_DATABASE_PREFIX}{purpose}_{os.getpid()}_{secrets.token_hex(4)}"
     admin = await connect(server_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -57,7 +88,7 @@ async def drop_database(url: str) -> None:
 
 def aerich(url: str, *args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
     """Run the real ``aerich`` command line against ``url``, as a developer would."""
-    env = {**os.environ, "DATABASE_URL": url}
+    env = {**os.environ, **service_env(url)}
     executable = Path(sys.executable).with_name("aerich")
     return subprocess.run(
         [str(executable), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
@@ -124,7 +155,7 @@ def aerich_in(project: Path, url: str, *args: str) -> subprocess.CompletedProces
 
 def python(url: str, code: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter with ``DATABASE_URL=url`` (its own Tortoise)."""
-    env = {**os.environ, "DATABASE_URL": url}
+    env = {**os.environ, **service_env(url)}
     return subprocess.run(
         [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )

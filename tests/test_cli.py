@@ -18,14 +18,14 @@ from typer.testing import CliRunner
 
 from sets_db.cli import app
 from sets_db.set_files import COLUMNS
-from tests.pg import REPO_ROOT, connect
+from tests.pg import REPO_ROOT, connect, service_env
 
 SETS_DB = str(Path(sys.executable).with_name("sets-db"))
 MakeDatabase = Callable[[], Awaitable[str]]
 
 
 def sets_db(url: str, *args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": url, "COLUMNS": "200"}
+    env = {**os.environ, **service_env(url), "COLUMNS": "200"}
     return subprocess.run(
         [SETS_DB, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )

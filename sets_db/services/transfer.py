@@ -44,6 +44,8 @@ WHERE s.user_id = $1
 ORDER BY s.created_at DESC, s.id DESC
 """
 
+EXPORT_CURSOR = "sets_db_export"
+
 Record = tuple[Any, ...]
 
 
@@ -147,5 +149,13 @@ async def export_sets(*, user_id: str, batch_size: int = 1000) -> AsyncIterator[
     if not 1 <= batch_size <= MAX_EXPORT_BATCH:
         raise InvalidInputError.single("batch_size", f"must be between 1 and {MAX_EXPORT_BATCH}")
     async with owner_read(user_id, snapshot=True) as session:
-        async for row in session.raw.cursor(EXPORT_SQL, user_id, prefetch=batch_size):
-            yield to_set(row)
+        # DECLARE/FETCH rather than asyncpg's cursor(): that one always prepares a named
+        # statement, which outlives the transaction on a transaction pooler's server
+        # connection and collides with the next client's statement of the same name.
+        await session.raw.execute(
+            f"DECLARE {EXPORT_CURSOR} NO SCROLL CURSOR FOR {EXPORT_SQL}", user_id
+        )
+        fetch = f"FETCH {batch_size} FROM {EXPORT_CURSOR}"
+        while rows := await session.raw.fetch(fetch):
+            for row in rows:
+                yield to_set(row)
