@@ -29,8 +29,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,17 +111,25 @@ def detect_format(path: Path, given: Format | None = None) -> Format:
 FileRow = tuple[int, dict[str, Any] | RowError]
 
 
+@dataclass(frozen=True)
+class OpenFile:
+    rows: Iterator[FileRow]
+    size: int
+    bytes_read: Callable[[], int]
+
+
 @contextmanager
-def read_rows(path: Path, file_format: Format) -> Iterator[Iterator[FileRow]]:
+def read_rows(path: Path, file_format: Format) -> Iterator[OpenFile]:
     """The file's rows, read lazily; the file is closed when the block ends."""
     try:
         binary = path.open("rb")
+        size = os.fstat(binary.fileno()).st_size
     except OSError as error:
         raise SetFileError(f"cannot read {path}: {error.strerror or error}") from None
     # newline="": the csv module sees every \r and \n and keeps those inside quoted cells.
     with binary, io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as text:
         rows = _csv_rows(path, text) if file_format == "csv" else _json_rows(path, text)
-        yield _decoding(path, rows)
+        yield OpenFile(_decoding(path, rows), size, binary.tell)
 
 
 def _decoding(path: Path, rows: Iterator[FileRow]) -> Iterator[FileRow]:
@@ -150,7 +159,8 @@ def _csv_rows(path: Path, text: TextIO) -> Iterator[FileRow]:
                 )
                 continue
             # Empty cells mean "not given".
-            yield number, {key: value for key, value in zip(header, cells) if value != ""}
+            cells_of = zip(header, cells, strict=True)
+            yield number, {key: value for key, value in cells_of if value != ""}
     except csv.Error as error:
         raise SetFileError(f"{path}, line {reader.line_num}: {error}") from None
 

@@ -1,28 +1,36 @@
 """Bulk import and export of one owner's collection.
 
-Import checks every row first and then loads them with PostgreSQL ``COPY`` (asyncpg's binary
-``copy_records_to_table``) inside one transaction: all rows or none, at close to the speed of
-a bare ``COPY``. Export streams through a server-side cursor, so memory stays flat whatever
-the size of the collection.
+Import checks the rows batch by batch (in a worker thread, so the event loop stays free) and
+loads each batch with PostgreSQL ``COPY`` (asyncpg's binary ``copy_records_to_table``) while
+the next one is checked, all inside one transaction: all rows or none, memory bounded by a
+few batches, at close to the speed of a bare ``COPY``. Export streams through a server-side
+cursor, so memory stays flat whatever the size of the collection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 
 import pydantic
 
 from sets_db.config import rls_role
-from sets_db.errors import InvalidInputError
+from sets_db.errors import FieldError, InvalidInputError
 from sets_db.schemas import SetCreate, SetOut
 from sets_db.services._base import (
     SET_WITH_IMAGES,
-    Connection,
-    invalid_input,
     owner,
     to_set,
     transaction,
@@ -85,15 +93,6 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _validated(rows: Iterable[SetCreate | Mapping[str, Any]]) -> list[SetCreate]:
-    try:
-        with _cyclic_gc_paused():
-            # pydantic takes any iterable of rows and rejects None or a string, unlike list().
-            return _ROWS.validate_python(rows)
-    except pydantic.ValidationError as error:
-        raise invalid_input(error, "rows") from None
-
-
 def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Record]]:
     """The COPY records of the sets and of their images (which point at the new set ids)."""
     set_records: list[Record] = []
@@ -129,43 +128,161 @@ def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Re
     return set_records, image_records
 
 
-async def _copy(
-    conn: Connection, table: str, columns: tuple[str, ...], records: Iterable[Record]
-) -> None:
-    async with conn.acquire_connection() as raw:
+RecordBatch = tuple[list[Record], list[Record]]
+# Rows checked (in a worker thread) and copied per batch: memory stays at a few batches, and
+# checking batch N+1 overlaps with the COPY of batch N.
+BATCH_ROWS = 2000
+MAX_REPORTED = 100
+
+
+def copy_records(user_id: str, sets: list[SetCreate]) -> RecordBatch:
+    """The COPY records of validated sets (for ``copy_batches``), new ids made here."""
+    with _cyclic_gc_paused():
+        return _records(user_id, sets)
+
+
+class _Copier:
+    """COPYs batches into the tables on one connection, inside the caller's transaction."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.staged: set[str] = set()
+
+    async def copy(self, table: str, columns: tuple[str, ...], records: list[Record]) -> None:
+        if not records:
+            return
         if rls_role() is None:
-            await raw.copy_records_to_table(table, records=records, columns=columns)
+            await self.raw.copy_records_to_table(table, records=records, columns=columns)
             return
         # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the
         # current role; a temporary table takes the COPY and one INSERT applies the policies.
         staging = f"import_{table}"
-        await raw.execute(
-            f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
-            f" SELECT {', '.join(columns)} FROM {table} WITH NO DATA"
-        )
-        await raw.copy_records_to_table(staging, records=records, columns=columns)
         names = ", ".join(columns)
-        await raw.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging}")
+        if staging not in self.staged:
+            await self.raw.execute(
+                f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
+                f" SELECT {names} FROM {table} WITH NO DATA"
+            )
+            self.staged.add(staging)
+        await self.raw.copy_records_to_table(staging, records=records, columns=columns)
+        await self.raw.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging}")
+        await self.raw.execute(f"TRUNCATE {staging}")
+
+    async def copy_batch(self, batch: RecordBatch) -> None:
+        await self.copy("sets", SET_COLUMNS, batch[0])
+        await self.copy("set_images", IMAGE_COLUMNS, batch[1])
 
 
-async def import_sets(*, user_id: str, rows: Iterable[SetCreate | Mapping[str, Any]]) -> int:
+async def copy_batches(user_id: str, batches: AsyncGenerator[RecordBatch, None]) -> int:
+    """COPY every batch (records of validated sets, from ``copy_records``) in ONE
+    transaction; if ``batches`` raises, nothing is written. Returns the number of sets.
+
+    The next batch is being prepared while the current one is copied."""
+    user_id = owner(user_id)
+    count = 0
+    async with transaction(user_id) as conn, conn.acquire_connection() as raw:
+        copier = _Copier(raw)
+        ahead = asyncio.ensure_future(anext(batches, None))
+        try:
+            while (batch := await ahead) is not None:
+                ahead = asyncio.ensure_future(anext(batches, None))
+                await copier.copy_batch(batch)
+                count += len(batch[0])
+        finally:
+            await _settle(ahead)
+            await batches.aclose()
+    return count
+
+
+async def _settle(ahead: asyncio.Future[Any]) -> None:
+    """Let a read-ahead finish (its worker thread cannot be cancelled) and drop its result."""
+    if not ahead.done():
+        await asyncio.wait([ahead])
+    if not ahead.cancelled():
+        ahead.exception()
+
+
+def _checked_batch(
+    user_id: str, rows: list[SetCreate | Mapping[str, Any]], offset: int, clean: bool
+) -> tuple[RecordBatch | None, list[FieldError]]:
+    try:
+        with _cyclic_gc_paused():
+            sets = _ROWS.validate_python(rows)
+    except pydantic.ValidationError as error:
+        return None, _located(error, offset)
+    return (copy_records(user_id, sets) if clean else None), []
+
+
+def _located(error: pydantic.ValidationError, offset: int) -> list[FieldError]:
+    """pydantic's errors of one batch, located as ``rows.<index in all rows>.<field>``."""
+    located = []
+    for item in error.errors():
+        index, *rest = item["loc"] or ("",)
+        row = str(index + offset) if isinstance(index, int) else str(index)
+        path = ".".join(["rows", row, *map(str, rest)]).rstrip(".")
+        located.append(FieldError(path, item["msg"]))
+    return located
+
+
+async def _chunks(
+    rows: Iterable[Any] | AsyncIterable[Any],
+) -> AsyncIterator[list[Any]]:
+    if isinstance(rows, AsyncIterable):
+        chunk: list[Any] = []
+        async for row in rows:
+            chunk.append(row)
+            if len(chunk) == BATCH_ROWS:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+        return
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, BATCH_ROWS)):
+        yield chunk
+        await asyncio.sleep(0)
+
+
+async def _prepared(
+    user_id: str, rows: Iterable[Any] | AsyncIterable[Any]
+) -> AsyncIterator[RecordBatch]:
+    problems: list[FieldError] = []
+    total = offset = 0
+    async for chunk in _chunks(rows):
+        batch, errors = await asyncio.to_thread(_checked_batch, user_id, chunk, offset, not total)
+        offset += len(chunk)
+        total += len(errors)
+        problems += errors[: MAX_REPORTED - len(problems)]
+        if batch is not None and not total:
+            yield batch
+    if total > len(problems):
+        problems.append(
+            FieldError("rows", f"{total} problems in all; the first {len(problems)} are listed")
+        )
+    if problems:
+        raise InvalidInputError(problems)
+
+
+def _rows_checked(rows: object) -> Iterable[Any] | AsyncIterable[Any]:
+    if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable | AsyncIterable):
+        raise InvalidInputError.single("rows", "must be an iterable of sets")
+    return rows
+
+
+async def import_sets(
+    *,
+    user_id: str,
+    rows: Iterable[SetCreate | Mapping[str, Any]] | AsyncIterable[SetCreate | Mapping[str, Any]],
+) -> int:
     """Add many sets (with their images) to the owner's collection; returns how many.
 
-    Every row is checked before anything is written; one InvalidInputError lists every
-    problem, located as ``rows.<index>.<field>``. Then all rows are written in one
-    transaction or none is.
+    ``rows`` may be an iterable or an async iterable; it is read, checked and copied in
+    batches, inside one transaction: all rows are written or none is. A bad row stops the
+    copying; the rest is still checked and one InvalidInputError lists the problems (the
+    first ``MAX_REPORTED``, located as ``rows.<index>.<field>``, then the total).
     """
     user_id = owner(user_id)
-    sets = _validated(rows)
-    if not sets:
-        return 0
-    with _cyclic_gc_paused():
-        set_records, image_records = _records(user_id, sets)
-    async with transaction(user_id) as conn:
-        await _copy(conn, "sets", SET_COLUMNS, set_records)
-        if image_records:
-            await _copy(conn, "set_images", IMAGE_COLUMNS, image_records)
-    return len(set_records)
+    return await copy_batches(user_id, _prepared(user_id, _rows_checked(rows)))
 
 
 async def export_sets(*, user_id: str, batch_size: int = 1000) -> AsyncIterator[SetOut]:
