@@ -12,7 +12,7 @@ rest of the file is still checked so that the report can say how many problems t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from itertools import islice
@@ -66,7 +66,7 @@ def _next_batch(file: OpenFile, csv_cells: bool, user_id: str | None, clean: boo
 
 async def _checked_batches(
     path: Path, file_format: Format, report: ImportReport, user_id: str | None, progress: Progress
-) -> AsyncIterator[RecordBatch]:
+) -> AsyncGenerator[RecordBatch, None]:
     with read_rows(path, file_format) as file, progress(file.size) as advance:
         while True:
             checked = await asyncio.to_thread(

@@ -228,6 +228,7 @@ class _JsonItems:
         return char
 
     def _value(self, number: int) -> Any:
+        self._next_char()
         while True:
             try:
                 value, end = _JSON.raw_decode(self.buffer, self.pos)
@@ -375,8 +376,11 @@ class FileRecord(pydantic.BaseModel):
         return data
 
 
-def _csv_cells(record: dict[str, Any]) -> dict[str, Any]:
-    return {key: unneutralised(value) for key, value in record.items()}
+def _given(record: dict[str, Any], csv_cells: bool) -> dict[str, Any]:
+    """The cells that hold a value (JSON null: not given), CSV cells un-neutralised."""
+    if csv_cells:
+        return {key: unneutralised(value) for key, value in record.items()}
+    return {key: value for key, value in record.items() if value is not None}
 
 
 def check_row(
@@ -386,7 +390,7 @@ def check_row(
     if isinstance(record, RowError):
         return [record]
     try:
-        converted = FileRecord.model_validate(_csv_cells(record) if csv_cells else record)
+        converted = FileRecord.model_validate(_given(record, csv_cells))
         return SetCreate.model_validate(converted.set_input())
     except pydantic.ValidationError as error:
         return [RowError(row, _column(item["loc"]), _message(item)) for item in error.errors()]

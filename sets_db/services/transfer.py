@@ -245,7 +245,7 @@ async def _chunks(
 
 async def _prepared(
     user_id: str, rows: Iterable[Any] | AsyncIterable[Any]
-) -> AsyncIterator[RecordBatch]:
+) -> AsyncGenerator[RecordBatch, None]:
     problems: list[FieldError] = []
     total = offset = 0
     async for chunk in _chunks(rows):
