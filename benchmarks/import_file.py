@@ -28,7 +28,7 @@ from benchmarks.data import set_numbers, set_row
 from sets_db import close_db, init_db, migrate
 from sets_db.config import server_url_for_tests
 from sets_db.file_import import import_file
-from sets_db.set_files import COLUMNS, neutralised
+from sets_db.set_files import COLUMNS, neutralised, read_rows
 from tests.pg import create_database, drop_database
 
 WATCH_INTERVAL_S = 0.002
@@ -120,7 +120,8 @@ async def run(server: str, megabytes: int) -> None:
             before_kib = _status_kib("VmRSS")
             start = time.perf_counter()
             async with longest_stall() as stall:
-                report = await import_file("bench-user", path, "csv", progress=_no_progress)
+                with read_rows(path, "csv") as file:
+                    report = await import_file("bench-user", file, progress=_no_progress)
             seconds = time.perf_counter() - start
             await close_db()
         finally:

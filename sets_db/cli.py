@@ -33,7 +33,7 @@ from sets_db.file_import import ImportReport, check_file, import_file
 from sets_db.migrator import applied_versions, migrate, migration_versions, pending_or_drift
 from sets_db.schemas import CollectionStats, SetOut
 from sets_db.services._base import owner
-from sets_db.set_files import Format, SetFileError, Writer, detect_format
+from sets_db.set_files import Format, OpenFile, SetFileError, Writer, detect_format, read_rows
 
 T = TypeVar("T")
 
@@ -285,17 +285,17 @@ def import_command(
     """Import sets for a user: all rows or, if any row is invalid, none."""
     with _clean_errors():
         user = _owner(user)
-        file_format = detect_format(file, file_format)
-        if dry_run:
-            err.print("database: none (a dry run only validates the file)")
-            report = _run(check_file(file, file_format, progress=_progress))
-            _reject_if_invalid(file, report)
-            out.print(f"{file}: {report.rows} set(s) are valid; nothing was imported (dry run)")
-            return
-        database = _database()
-        report = _run(_import(database.url, user, file, file_format))
+        with read_rows(file, detect_format(file, file_format)) as opened:
+            if dry_run:
+                err.print("database: none (a dry run only validates the file)")
+                report = _run(check_file(opened, progress=_progress))
+            else:
+                report = _run(_import(_database().url, user, opened))
         _reject_if_invalid(file, report)
-        out.print(f"imported {report.rows} set(s) for {shown(user)}")
+        if dry_run:
+            out.print(f"{file}: {report.rows} set(s) are valid; nothing was imported (dry run)")
+        else:
+            out.print(f"imported {report.rows} set(s) for {shown(user)}")
 
 
 def _reject_if_invalid(file: Path, report: ImportReport) -> None:
@@ -323,9 +323,9 @@ def _progress(total_bytes: int) -> Iterator[Any]:
         yield lambda done: progress.update(task, completed=done)
 
 
-async def _import(url: str, user_id: str, file: Path, file_format: Format) -> ImportReport:
+async def _import(url: str, user_id: str, file: OpenFile) -> ImportReport:
     async with _connected(url):
-        return await import_file(user_id, file, file_format, progress=_progress)
+        return await import_file(user_id, file, progress=_progress)
 
 
 @app.command("export")
@@ -388,10 +388,21 @@ def _to_stdout(url: str, user_id: str, file_format: Format) -> int | None:
 async def _export(url: str, user_id: str, stream: TextIO, file_format: Format) -> int:
     async with _connected(url):
         writer = Writer(stream, file_format)
-        async for item in services.export_sets(user_id=user_id):
-            writer.write(item)
+        items = services.export_sets(user_id=user_id)
+        try:
+            async for item in items:
+                writer.write(item)
+        finally:
+            # Closed here, in this task, also when the reader went away mid-way.
+            await _close(items)
         writer.close()
     return writer.count
+
+
+async def _close(items: AsyncIterator[Any]) -> None:
+    close = getattr(items, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def main() -> None:

@@ -16,10 +16,9 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
 
 from sets_db.services.transfer import RecordBatch, copy_batches, copy_records
-from sets_db.set_files import FileRow, Format, OpenFile, RowError, check_rows, read_rows
+from sets_db.set_files import FileRow, OpenFile, RowError, check_rows
 
 BATCH_ROWS = 2000
 MAX_REPORTED = 100
@@ -54,24 +53,22 @@ class _Rejected(Exception):
     """Raised from inside the copy when the file had problems: rolls the transaction back."""
 
 
-def _next_batch(file: OpenFile, csv_cells: bool, user_id: str | None, clean: bool) -> _Checked:
+def _next_batch(file: OpenFile, user_id: str | None, clean: bool) -> _Checked:
     rows: list[FileRow] = list(islice(file.rows, BATCH_ROWS))
     if not rows:
         return _Checked(0, [], None, file.bytes_read())
-    sets, errors, _ = check_rows(rows, csv_cells=csv_cells)
+    sets, errors, _ = check_rows(rows, csv_cells=file.format == "csv")
     # Once a row failed nothing will be written: records would only be thrown away.
     records = copy_records(user_id, sets) if user_id and clean and not errors else None
     return _Checked(len(sets), errors, records, file.bytes_read())
 
 
 async def _checked_batches(
-    path: Path, file_format: Format, report: ImportReport, user_id: str | None, progress: Progress
+    file: OpenFile, report: ImportReport, user_id: str | None, progress: Progress
 ) -> AsyncGenerator[RecordBatch, None]:
-    with read_rows(path, file_format) as file, progress(file.size) as advance:
+    with progress(file.size) as advance:
         while True:
-            checked = await asyncio.to_thread(
-                _next_batch, file, file_format == "csv", user_id, not report.problems
-            )
+            checked = await asyncio.to_thread(_next_batch, file, user_id, not report.problems)
             advance(checked.bytes_read)
             if not checked.valid and not checked.errors:
                 break
@@ -82,20 +79,18 @@ async def _checked_batches(
         raise _Rejected
 
 
-async def check_file(path: Path, file_format: Format, *, progress: Progress) -> ImportReport:
-    """Check every row of the file; nothing is written."""
+async def check_file(file: OpenFile, *, progress: Progress) -> ImportReport:
+    """Check every row of the file (opened with ``set_files.read_rows``); nothing is written."""
     report = ImportReport()
     with suppress(_Rejected):
-        async for _ in _checked_batches(path, file_format, report, None, progress):
+        async for _ in _checked_batches(file, report, None, progress):
             pass
     return report
 
 
-async def import_file(
-    user_id: str, path: Path, file_format: Format, *, progress: Progress
-) -> ImportReport:
+async def import_file(user_id: str, file: OpenFile, *, progress: Progress) -> ImportReport:
     """Import every row of the file for ``user_id``, or (if any row is bad) none."""
     report = ImportReport()
     with suppress(_Rejected):
-        await copy_batches(user_id, _checked_batches(path, file_format, report, user_id, progress))
+        await copy_batches(user_id, _checked_batches(file, report, user_id, progress))
     return report

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -114,13 +115,17 @@ FileRow = tuple[int, dict[str, Any] | RowError]
 @dataclass(frozen=True)
 class OpenFile:
     rows: Iterator[FileRow]
+    format: Format
     size: int
     bytes_read: Callable[[], int]
 
 
 @contextmanager
 def read_rows(path: Path, file_format: Format) -> Iterator[OpenFile]:
-    """The file's rows, read lazily; the file is closed when the block ends."""
+    """The file's rows, read lazily; the file is closed when the block ends.
+
+    The header and the first row are read at once, so that a file that is not a sets file
+    at all fails here, before anything else is done."""
     try:
         binary = path.open("rb")
         size = os.fstat(binary.fileno()).st_size
@@ -128,8 +133,11 @@ def read_rows(path: Path, file_format: Format) -> Iterator[OpenFile]:
         raise SetFileError(f"cannot read {path}: {error.strerror or error}") from None
     # newline="": the csv module sees every \r and \n and keeps those inside quoted cells.
     with binary, io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as text:
-        rows = _csv_rows(path, text) if file_format == "csv" else _json_rows(path, text)
-        yield OpenFile(_decoding(path, rows), size, binary.tell)
+        rows = _decoding(
+            path, _csv_rows(path, text) if file_format == "csv" else _json_rows(path, text)
+        )
+        first = list(itertools.islice(rows, 1))
+        yield OpenFile(itertools.chain(first, rows), file_format, size, binary.tell)
 
 
 def _decoding(path: Path, rows: Iterator[FileRow]) -> Iterator[FileRow]:
