@@ -25,14 +25,13 @@ from rich.progress import Progress
 from rich.table import Table
 
 from sets_db import services
-from sets_db.config import ResolvedDatabase, resolve_database
+from sets_db.config import ResolvedDatabase, resolve_database, settings
 from sets_db.db import lifespan
 from sets_db.embedded import EmbeddedServerError
 from sets_db.errors import InvalidInputError, SetNotFoundError, SetsDbError
 from sets_db.file_import import ImportReport, check_file, import_file
 from sets_db.migrator import applied_versions, migrate, migration_versions, pending_or_drift
-from sets_db.schemas import CollectionStats, SetOut
-from sets_db.services._base import owner
+from sets_db.schemas import CollectionStats, SetOut, checked_user_id
 from sets_db.set_files import Format, OpenFile, SetFileError, Writer, detect_format, read_rows
 
 T = TypeVar("T")
@@ -85,9 +84,15 @@ def _database() -> ResolvedDatabase:
 
 def _owner(user: str) -> str:
     try:
-        return owner(user)
+        return checked_user_id(user)
     except InvalidInputError as error:
         raise CliError(f"--user {error.errors[0].message}") from None
+
+
+def _migration_url(database: ResolvedDatabase) -> str:
+    """Where migrations and their history are read: ``DATABASE_DIRECT_URL``, else the
+    database in use (refused behind a transaction pooler)."""
+    return settings().migration_url(database.url)
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
@@ -97,7 +102,8 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
 @asynccontextmanager
 async def _connected(url: str) -> AsyncIterator[None]:
     """Tortoise connected to ``url``, after checking the schema is at head."""
-    pending = [v for v in migration_versions() if v not in await applied_versions(url)]
+    applied = await applied_versions(settings().direct_url or url)
+    pending = [v for v in migration_versions() if v not in applied]
     if pending:
         raise CliError(
             f"the database has {len(pending)} pending migration(s); run `sets-db migrate` first"
@@ -114,13 +120,13 @@ def demo() -> None:
     """Migrate, load a sample collection for two users, and show what the services return."""
     with _clean_errors():
         database = _database()
-        _run(_demo(database.url))
+        _run(_demo(database.url, _migration_url(database)))
 
 
-async def _demo(url: str) -> None:
+async def _demo(url: str, migration_url: str) -> None:
     from sets_db import demo_data
 
-    applied = await migrate(url)
+    applied = await migrate(migration_url)
     err.print(f"migrations applied: {len(applied)}")
     async with _connected(url):
         created = await demo_data.load_demo_collections()
@@ -217,14 +223,14 @@ def migrate_command(
     with _clean_errors():
         database = _database()
         if check:
-            problems = _run(pending_or_drift(database.url))
+            problems = _run(pending_or_drift(_migration_url(database)))
             for problem in problems:
                 err.print(problem)
             if problems:
                 raise typer.Exit(1)
             out.print("up to date: no pending migrations, no model drift")
             return
-        applied = _run(migrate(database.url))
+        applied = _run(migrate(_migration_url(database)))
         for version in applied:
             out.print(f"applied {version}")
         out.print(f"{len(applied)} migration(s) applied; the database is at head")
@@ -235,7 +241,7 @@ def status() -> None:
     """Show the applied and the pending migrations."""
     with _clean_errors():
         database = _database()
-        applied = _run(applied_versions(database.url))
+        applied = _run(applied_versions(_migration_url(database)))
         table = Table(title="Migrations")
         table.add_column("version")
         table.add_column("state")

@@ -57,34 +57,37 @@ PostgresUrl = Annotated[str, AfterValidator(checked_url)]
 class Settings(BaseSettings):
     """Every setting sets-db reads, by environment variable name."""
 
-    model_config = SettingsConfigDict(
-        frozen=True, extra="ignore", env_ignore_empty=True, populate_by_name=False
-    )
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_ignore_empty=True)
 
-    database_url: PostgresUrl | None = Field(None, alias="DATABASE_URL")
-    direct_url: PostgresUrl | None = Field(None, alias="DATABASE_DIRECT_URL")
-    read_url: PostgresUrl | None = Field(None, alias="DATABASE_READ_URL")
-    postgres_host: str | None = Field(None, alias="POSTGRES_HOST")
-    postgres_port: int | None = Field(None, alias="POSTGRES_PORT", ge=1, le=65535)
-    postgres_user: str | None = Field(None, alias="POSTGRES_USER")
-    postgres_password: str | None = Field(None, alias="POSTGRES_PASSWORD")
-    postgres_db: str | None = Field(None, alias="POSTGRES_DB")
+    database_url: PostgresUrl | None = Field(None, validation_alias="DATABASE_URL")
+    direct_url: PostgresUrl | None = Field(None, validation_alias="DATABASE_DIRECT_URL")
+    read_url: PostgresUrl | None = Field(None, validation_alias="DATABASE_READ_URL")
+    postgres_host: str | None = Field(None, validation_alias="POSTGRES_HOST")
+    postgres_port: int | None = Field(None, validation_alias="POSTGRES_PORT", ge=1, le=65535)
+    postgres_user: str | None = Field(None, validation_alias="POSTGRES_USER")
+    postgres_password: str | None = Field(None, validation_alias="POSTGRES_PASSWORD")
+    postgres_db: str | None = Field(None, validation_alias="POSTGRES_DB")
     # transaction: behind a transaction-mode pooler (PgBouncer, RDS Proxy, Supavisor).
-    pooler: Literal["none", "transaction"] = Field("none", alias="SETS_DB_POOLER")
+    pooler: Literal["none", "transaction"] = Field("none", validation_alias="SETS_DB_POOLER")
     statement_timeout_ms: int = Field(
-        DEFAULT_STATEMENT_TIMEOUT_MS, alias="SETS_DB_STATEMENT_TIMEOUT_MS", ge=0, le=2**31 - 1
+        DEFAULT_STATEMENT_TIMEOUT_MS,
+        validation_alias="SETS_DB_STATEMENT_TIMEOUT_MS",
+        ge=0,
+        le=2**31 - 1,
     )
-    rls_role: str | None = Field(None, alias="SETS_DB_RLS_ROLE")
-    pool_size: int = Field(10, alias="SETS_DB_POOL_SIZE", ge=1, le=1000)
+    rls_role: str | None = Field(None, validation_alias="SETS_DB_RLS_ROLE")
+    pool_size: int = Field(10, validation_alias="SETS_DB_POOL_SIZE", ge=1, le=1000)
     # How long a call waits for a pooled connection before DatabaseUnavailableError.
-    pool_timeout_s: float = Field(10.0, alias="SETS_DB_POOL_TIMEOUT_S", gt=0, le=3600)
+    pool_timeout_s: float = Field(10.0, validation_alias="SETS_DB_POOL_TIMEOUT_S", gt=0, le=3600)
     # A replica further behind than this is skipped: its reads go to the primary.
-    replica_max_lag_s: float = Field(5.0, alias="SETS_DB_REPLICA_MAX_LAG_S", ge=0, le=86400)
-    local_host: str = Field("127.0.0.1", alias="SETS_DB_LOCAL_HOST")
-    local_port: int = Field(5432, alias="SETS_DB_LOCAL_PORT", ge=1, le=65535)
-    data_dir: Path | None = Field(None, alias="SETS_DB_DATA_DIR")
-    cache_home: Path | None = Field(None, alias="XDG_CACHE_HOME")
-    test_url: PostgresUrl | None = Field(None, alias="SETS_DB_TEST_URL")
+    replica_max_lag_s: float = Field(
+        5.0, validation_alias="SETS_DB_REPLICA_MAX_LAG_S", ge=0, le=86400
+    )
+    local_host: str = Field("127.0.0.1", validation_alias="SETS_DB_LOCAL_HOST")
+    local_port: int = Field(5432, validation_alias="SETS_DB_LOCAL_PORT", ge=1, le=65535)
+    data_dir: Path | None = Field(None, validation_alias="SETS_DB_DATA_DIR")
+    cache_home: Path | None = Field(None, validation_alias="XDG_CACHE_HOME")
+    test_url: PostgresUrl | None = Field(None, validation_alias="SETS_DB_TEST_URL")
 
     @property
     def behind_pooler(self) -> bool:
@@ -147,13 +150,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
 
 def _sentence(error: pydantic.ValidationError) -> str:
-    aliases = {name: field.alias or name for name, field in Settings.model_fields.items()}
+    aliases = {
+        name: str(field.validation_alias or name) for name, field in Settings.model_fields.items()
+    }
     problems = []
     for item in error.errors():
         name = str(item["loc"][0]) if item["loc"] else "settings"
         variable = aliases.get(name, name)
-        problems.append(f"{variable} {item['msg'].removeprefix('Value error, ')}")
-    return "invalid setting: " + "; ".join(problems)
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{variable} {message[:1].lower()}{message[1:]} (got {item['input']!r})")
+    return "invalid setting " + "; ".join(problems)
 
 
 @functools.cache

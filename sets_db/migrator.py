@@ -24,7 +24,8 @@ from aerich import Command
 from aerich.migrate import Migrate
 from tortoise import Tortoise
 
-from sets_db.config import APP_LABEL, asyncpg_dsn, database_url, tortoise_config
+from sets_db.config import APP_LABEL, Settings, asyncpg_dsn, settings, tortoise_config
+from sets_db.translation import translate_errors
 
 # The checkout's migrations/ folder (editable install), else the copy a wheel carries.
 _CHECKOUT_MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -41,16 +42,33 @@ MAX_LOCK_POLL_S = 1.0
 T = TypeVar("T")
 
 
+def _direct() -> Settings:
+    """Migrations run on a direct session (``DATABASE_DIRECT_URL``), with the statement cache
+    and without a statement timeout: an index build may take a while."""
+    return settings().model_copy(update={"pooler": "none", "statement_timeout_ms": 0})
+
+
+async def connect_direct(url: str) -> asyncpg.Connection:
+    """A plain session on ``url`` for the migrator's own work (lock, history)."""
+    return await asyncpg.connect(asyncpg_dsn(url), timeout=30)
+
+
 async def migrate(url: str | None = None) -> list[str]:
-    """Apply every pending migration; returns the versions applied by this call."""
-    url = url or database_url()
-    lock_connection = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        await _wait_for_lock(lock_connection)
-        return await _isolated(_upgrade, url)
-    finally:
-        # Closing the session releases the advisory lock too.
-        await lock_connection.close()
+    """Apply every pending migration; returns the versions applied by this call.
+
+    ``url`` defaults to ``DATABASE_DIRECT_URL`` (else ``DATABASE_URL``); behind a transaction
+    pooler without a direct URL it refuses (ConfigurationError), because the migration lock
+    is a session lock that a transaction pooler cannot keep.
+    """
+    url = url or settings().migration_url()
+    with translate_errors():
+        lock_connection = await connect_direct(url)
+        try:
+            await _wait_for_lock(lock_connection)
+            return await _isolated(_upgrade, url)
+        finally:
+            # Closing the session releases the advisory lock too.
+            await lock_connection.close()
 
 
 async def _wait_for_lock(conn: asyncpg.Connection) -> None:
@@ -81,8 +99,7 @@ async def _command(url: str, location: Path | None = None) -> AsyncIterator[Comm
     visible everywhere (global fallback): without this init, ``migrate(other_url)`` in such
     a process would check and migrate the app's database instead of ``other_url``.
     """
-    # Migrations run without a statement timeout: an index build may take a while.
-    config = tortoise_config(url, statement_timeout=0)
+    config = tortoise_config(url, config=_direct())
     await Tortoise.init(config=config)
     command = Command(
         tortoise_config=config, app=APP_LABEL, location=str(location or MIGRATIONS_DIR)
@@ -107,14 +124,17 @@ def migration_versions(location: Path | None = None) -> list[str]:
 
 async def applied_versions(url: str) -> list[str]:
     """The versions recorded in the database's ``aerich`` table (none if it has no table)."""
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        if await conn.fetchval("SELECT to_regclass('aerich') IS NULL"):
-            return []
-        rows = await conn.fetch("SELECT version FROM aerich WHERE app = $1 ORDER BY id", APP_LABEL)
-        return [row["version"] for row in rows]
-    finally:
-        await conn.close()
+    with translate_errors():
+        conn = await connect_direct(url)
+        try:
+            if await conn.fetchval("SELECT to_regclass('public.aerich') IS NULL"):
+                return []
+            rows = await conn.fetch(
+                "SELECT version FROM public.aerich WHERE app = $1 ORDER BY id", APP_LABEL
+            )
+            return [row["version"] for row in rows]
+        finally:
+            await conn.close()
 
 
 async def pending_or_drift(url: str | None = None) -> list[str]:
@@ -127,7 +147,7 @@ async def pending_or_drift(url: str | None = None) -> list[str]:
       ``aerich migrate`` would generate a new migration. This runs aerich's own diff in a
       throwaway copy of the migrations folder, so nothing in the repo is written.
     """
-    url = url or database_url()
+    url = url or settings().migration_url()
     problems: list[str] = []
     files = migration_versions()
     applied = await applied_versions(url)
@@ -137,7 +157,8 @@ async def pending_or_drift(url: str | None = None) -> list[str]:
         for version in applied
         if version not in files
     ]
-    drift = await _isolated(_drift, url)
+    with translate_errors():
+        drift = await _isolated(_drift, url)
     if drift:
         problems.append(
             f"models have drifted from the migrations; aerich migrate would add: {drift}"

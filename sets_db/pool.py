@@ -20,6 +20,9 @@ from sets_db.errors import ConfigurationError
 # A connection idle this long is closed: a restarted server or a pooler that dropped it
 # is then found at the next acquire instead of at a query.
 MAX_IDLE_S = 60.0
+# Temporary tables last: one named ``sets`` left on a shared server connection cannot
+# shadow the real table for an unqualified name (the ORM's statements).
+SEARCH_PATH = "public, pg_temp"
 
 
 async def reset_connection(conn: asyncpg.Connection) -> None:
@@ -55,5 +58,6 @@ def connection_config(url: str, config: Settings) -> dict[str, Any]:
         credentials["server_settings"] = {
             **(credentials.get("server_settings") or {}),
             "statement_timeout": str(config.statement_timeout_ms),
+            "search_path": SEARCH_PATH,
         }
     return connection

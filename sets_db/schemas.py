@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypeVar
 from uuid import UUID
 
 from pydantic import (
@@ -21,8 +22,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
+
+from sets_db.errors import FieldError, InvalidInputError
 
 MAX_TITLE = 500
 MAX_SHORT_TEXT = 200
@@ -222,6 +226,9 @@ class _Input(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, revalidate_instances="always")
 
 
+InputModel = TypeVar("InputModel", bound=BaseModel)
+
+
 class ImageCreate(_Input):
     image_url: Url
     thumbnail_url: Url | None = None
@@ -402,3 +409,53 @@ class ImageAdd(ImageCreate):
 
 class ImageOrder(_Input):
     image_ids: Annotated[list[Uuid], Field(max_length=MAX_IMAGES * 10), BeforeValidator(_ordered)]
+
+
+# --- Input checks of service arguments -------------------------------------------------------
+
+MAX_USER_ID = 255
+
+
+def checked_user_id(user_id: object) -> str:
+    """The caller's Cognito ``sub``, validated: every query is scoped by it."""
+    if not isinstance(user_id, str) or not user_id.strip():
+        raise InvalidInputError.single("user_id", "must be a non-empty string")
+    if len(user_id) > MAX_USER_ID:
+        raise InvalidInputError.single("user_id", f"must be at most {MAX_USER_ID} characters")
+    try:
+        return storable_text(user_id)
+    except ValueError as error:
+        raise InvalidInputError.single("user_id", str(error)) from None
+
+
+def checked_uuid(value: object, field: str) -> UUID:
+    """A row id given as a UUID or its text form (never bytes or a number)."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidInputError.single(field, "must be a UUID")
+
+
+def validated(model: type[InputModel], data: InputModel | Mapping[str, Any]) -> InputModel:
+    """Accept the DTO itself (checked again) or a plain mapping; a failure names every bad
+    field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise invalid_input(error) from None
+
+
+def invalid_input(error: ValidationError, *prefix: str) -> InvalidInputError:
+    """Every problem pydantic found, each located by its dotted path (after ``prefix``)."""
+    return InvalidInputError(
+        [
+            FieldError(
+                ".".join([*prefix, *(str(part) for part in item["loc"])]) or "input", item["msg"]
+            )
+            for item in error.errors()
+        ]
+    )

@@ -27,6 +27,7 @@ from tortoise.connection import get_connection
 
 from sets_db.config import DEFAULT_CONNECTION, READ_CONNECTION, Settings, settings
 from sets_db.errors import DatabaseUnavailableError, PoolExhaustedError
+from sets_db.pool import SEARCH_PATH
 from sets_db.translation import DRIVER_ERRORS, translate
 
 
@@ -72,7 +73,9 @@ def _prelude(config: Settings) -> str | None:
         parts += ["set_config('role', $1, true)", "set_config('sets_db.user_id', $2, true)"]
     if config.behind_pooler:
         # No startup setting gets through a transaction pooler; this does.
-        parts.append(f"set_config('statement_timeout', '{int(config.statement_timeout_ms)}', true)")
+        timeout = int(config.statement_timeout_ms)
+        parts.append(f"set_config('statement_timeout', '{timeout}', true)")
+        parts.append(f"set_config('search_path', '{SEARCH_PATH}', true)")
     return "SELECT " + ", ".join(parts) if parts else None
 
 
@@ -100,7 +103,7 @@ async def _connection(
     except DRIVER_ERRORS as error:
         translated = translate(error)
         if isinstance(translated, DatabaseUnavailableError):
-            pool.expire_connections()
+            await pool.expire_connections()
         raise translated from error
     finally:
         try:
@@ -113,11 +116,15 @@ async def _connection(
 async def _transaction(
     raw: asyncpg.Connection, user_id: str, config: Settings
 ) -> AsyncIterator[None]:
-    await raw.execute("BEGIN")
+    prelude = _prelude(config)
+    if prelude is None or not config.rls_role:
+        # No parameter to bind: BEGIN and the settings go as one simple query.
+        await raw.execute("BEGIN" if prelude is None else f"BEGIN; {prelude}")
+    else:
+        await raw.execute("BEGIN")
     try:
-        prelude = _prelude(config)
-        if prelude is not None:
-            await raw.execute(prelude, *([config.rls_role, user_id] if config.rls_role else []))
+        if prelude is not None and config.rls_role:
+            await raw.execute(prelude, config.rls_role, user_id)
         yield
     except BaseException:
         if not raw.is_closed():

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from tortoise import connections
 
-from sets_db.config import embedded_data_dir, redact, server_url_for_tests
+from sets_db.config import embedded_data_dir, redact, server_url_for_tests, settings
 from sets_db.db import close_db, init_db
 from sets_db.embedded import EmbeddedServerError
 from sets_db.embedded import start as start_embedded
 from sets_db.migrator import migrate
 from tests.pg import START_HINT, connect, create_database, drop_database
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Settings are read once per process; a test that changes the environment
+    (monkeypatch.setenv) gets them read again, and the next test gets its own."""
+    settings.cache_clear()
+    yield
+    settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sets_db.config import resolve_database
+from sets_db.config import load_settings, resolve_database
 from tests.pg import REPO_ROOT
 
 SETS_DB = str(Path(sys.executable).with_name("sets-db"))
@@ -60,14 +60,16 @@ def listening() -> Iterator[int]:
 
 def test_resolution_order(listening: int, tmp_path: Path) -> None:
     url = "postgres://u:pw@db.example:5433/app"
-    assert resolve_database({"DATABASE_URL": url, "POSTGRES_HOST": "x"}).url == url
-    by_parts = resolve_database({"POSTGRES_HOST": "db.example", "POSTGRES_DB": "app"})
+    assert resolve_database(load_settings({"DATABASE_URL": url, "POSTGRES_HOST": "x"})).url == url
+    by_parts = resolve_database(
+        load_settings({"POSTGRES_HOST": "db.example", "POSTGRES_DB": "app"})
+    )
     assert by_parts.url == "postgres://postgres@db.example:5432/app"
     assert by_parts.source == "POSTGRES_* variables"
-    local = resolve_database({"SETS_DB_LOCAL_PORT": str(listening)})
+    local = resolve_database(load_settings({"SETS_DB_LOCAL_PORT": str(listening)}))
     assert local.url == f"postgres://postgres@127.0.0.1:{listening}/postgres"
     assert local.source == "local server"
-    assert resolve_database({"DATABASE_URL": "postgres://u:pw@h/d"}).describe() == (
+    assert resolve_database(load_settings({"DATABASE_URL": "postgres://u:pw@h/d"})).describe() == (
         "postgres://u:***@h/d (DATABASE_URL)"
     )
 

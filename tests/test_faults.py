@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from sets_db.config import statement_timeout_ms, tortoise_config
-from sets_db.errors import DatabaseUnavailableError, QueryTimeoutError
+from sets_db.config import load_settings, tortoise_config
+from sets_db.errors import ConfigurationError, DatabaseUnavailableError, QueryTimeoutError
 from sets_db.services import create_set, import_sets, reorder_images
-from sets_db.services._base import reading, transaction
+from sets_db.sessions import owner_read, owner_transaction
 from tests.pg import REPO_ROOT, connect
 
 USER = "fault-user"
@@ -133,27 +133,28 @@ async def test_import_killed_mid_transaction_leaves_nothing(raw: Any, db: str) -
 
 
 def test_statement_timeout_is_configurable() -> None:
-    assert statement_timeout_ms({}) == 30_000
-    assert statement_timeout_ms({"SETS_DB_STATEMENT_TIMEOUT_MS": "250"}) == 250
+    assert load_settings({}).statement_timeout_ms == 30_000
+    config = load_settings({"SETS_DB_STATEMENT_TIMEOUT_MS": "250"})
+    assert config.statement_timeout_ms == 250
     for bad in ("soon", "-1", "1.5"):
-        with pytest.raises(ValueError, match="SETS_DB_STATEMENT_TIMEOUT_MS"):
-            statement_timeout_ms({"SETS_DB_STATEMENT_TIMEOUT_MS": bad})
+        with pytest.raises(ConfigurationError, match="SETS_DB_STATEMENT_TIMEOUT_MS"):
+            load_settings({"SETS_DB_STATEMENT_TIMEOUT_MS": bad})
     url = "postgres://postgres@127.0.0.1:5432/x"
-    credentials = tortoise_config(url, statement_timeout=250)["connections"]["default"]
+    credentials = tortoise_config(url, config=config)["connections"]["default"]
     assert credentials["credentials"]["server_settings"]["statement_timeout"] == "250"
 
 
 async def test_a_timed_out_statement_is_query_timeout_error(db: str) -> None:
     async def sleep_past_the_timeout() -> None:
-        async with transaction(USER) as conn:
-            await conn.execute_query("SET LOCAL statement_timeout = 50")
-            await conn.execute_query("SELECT pg_sleep(10)")
+        async with owner_transaction(USER) as session:
+            await session.raw.execute("SET LOCAL statement_timeout = 50")
+            await session.raw.execute("SELECT pg_sleep(10)")
 
     with pytest.raises(QueryTimeoutError):
         await sleep_past_the_timeout()
     # The connection went back to the pool in a usable state.
-    async with reading(USER) as conn:
-        assert await conn.execute_query_dict("SELECT 1 AS one") == [{"one": 1}]
+    async with owner_read(USER) as session:
+        assert await session.raw.fetchval("SELECT 1") == 1
 
 
 TIMEOUT_SCRIPT = textwrap.dedent(
@@ -161,14 +162,13 @@ TIMEOUT_SCRIPT = textwrap.dedent(
     import asyncio, sys
     from sets_db import close_db, init_db
     from sets_db.services import add_image
-    from sets_db.services._base import reading
+    from sets_db.sessions import owner_read
 
     async def main(url, set_id):
         await init_db(url)
         try:
-            async with reading("owner") as conn:
-                rows = await conn.execute_query_dict("SHOW statement_timeout")
-            print(rows[0]["statement_timeout"])
+            async with owner_read("owner") as session:
+                print(await session.raw.fetchval("SHOW statement_timeout"))
             try:
                 await add_image(user_id="owner", set_id=set_id, image_url="https://x/1.jpg")
             except Exception as error:

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from sets_db.config import settings
 from sets_db.errors import SetNotFoundError
 from sets_db.services import (
     add_image,
@@ -22,7 +23,7 @@ from sets_db.services import (
     reorder_images,
     update_set,
 )
-from sets_db.services._base import reading, transaction
+from sets_db.sessions import owner_read, owner_transaction
 
 APP_ROLE = "sets_db_app"
 ALICE, BOB = "alice", "bob"
@@ -129,17 +130,21 @@ async def test_without_an_owner_setting_the_app_role_sees_nothing(
 @pytest.fixture
 def rls_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SETS_DB_RLS_ROLE", APP_ROLE)
+    settings.cache_clear()
 
 
 async def test_in_rls_mode_every_service_connection_runs_as_the_app_role(
     db: str, two_owners: dict[str, Any], rls_mode: None
 ) -> None:
-    for context in (reading, transaction):
-        async with context(ALICE) as conn:
-            rows = await conn.execute_query_dict(
-                "SELECT current_user AS role, current_setting('sets_db.user_id') AS owner,"
-                " (SELECT count(*) FROM sets) AS visible"
-            )
+    for context in (owner_read, owner_transaction):
+        async with context(ALICE) as session:
+            rows = [
+                dict(row)
+                for row in await session.raw.fetch(
+                    "SELECT current_user AS role, current_setting('sets_db.user_id') AS owner,"
+                    " (SELECT count(*) FROM sets) AS visible"
+                )
+            ]
         assert rows == [{"role": APP_ROLE, "owner": ALICE, "visible": 2}]
 
 
@@ -147,13 +152,19 @@ async def test_rls_mode_leaves_nothing_behind_on_pooled_connections(
     db: str, two_owners: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SETS_DB_RLS_ROLE", APP_ROLE)
+    settings.cache_clear()
     for _ in range(5):
         await get_set(user_id=ALICE, set_id=two_owners["alice0"])
     monkeypatch.delenv("SETS_DB_RLS_ROLE")
-    async with reading(ALICE) as conn:
-        rows = await conn.execute_query_dict(
-            "SELECT current_user AS role, current_setting('sets_db.user_id', true) AS owner"
-        )
+    settings.cache_clear()
+    settings.cache_clear()
+    async with owner_read(ALICE) as session:
+        rows = [
+            dict(row)
+            for row in await session.raw.fetch(
+                "SELECT current_user AS role, current_setting('sets_db.user_id', true) AS owner"
+            )
+        ]
     assert rows[0]["role"] != APP_ROLE
     assert rows[0]["owner"] in (None, "")
 

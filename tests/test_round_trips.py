@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import asyncpg
 import pytest
 
 from sets_db import services
@@ -13,27 +14,28 @@ from sets_db import services
 ALICE = "alice-sub"
 
 
-class _Counter(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.queries: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.queries.append(record.getMessage())
-
-
 @contextmanager
 def counting_queries() -> Iterator[list[str]]:
-    """Every statement Tortoise's client sends (it logs each one at DEBUG)."""
-    logger = logging.getLogger("tortoise.db_client")
-    counter, level = _Counter(), logger.level
-    logger.addHandler(counter)
-    logger.setLevel(logging.DEBUG)
+    """Every statement any asyncpg connection sends, with or without parameters."""
+    queries: list[str] = []
+    with_args, plain = asyncpg.Connection._execute, asyncpg.Connection.execute
+
+    async def counted_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        queries.append(query)
+        return await with_args(self, query, *args, **kwargs)
+
+    async def counted_plain(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        if not args:  # with arguments, execute() goes through _execute
+            queries.append(query)
+        return await plain(self, query, *args, **kwargs)
+
+    asyncpg.Connection._execute = counted_execute
+    asyncpg.Connection.execute = counted_plain
     try:
-        yield counter.queries
+        yield queries
     finally:
-        logger.removeHandler(counter)
-        logger.setLevel(level)
+        asyncpg.Connection._execute = with_args
+        asyncpg.Connection.execute = plain
 
 
 async def _make(sets: int, images: int) -> None:

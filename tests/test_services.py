@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 from uuid import uuid4
@@ -19,6 +20,7 @@ from sets_db.errors import (
     SetsDbError,
 )
 from sets_db.schemas import SetCreate, SetUpdate
+from sets_db.services import sets as services_sets
 from tests.factories import FULL_SET, snapshot
 
 ALICE = "alice-sub"
@@ -382,14 +384,63 @@ async def test_every_error_is_a_sets_db_error() -> None:
         assert issubclass(error, SetsDbError)
 
 
-async def test_a_row_outside_the_contract_is_a_sets_db_error(db: str, raw: Any) -> None:
-    # Another client can store what the DTOs never would (a NULL inside tags).
-    set_id = await raw.fetchval(
-        "INSERT INTO sets (user_id, title, tags) VALUES ($1, 'odd', ARRAY['a', NULL]) RETURNING id",
-        ALICE,
+@pytest.fixture
+async def without_checks(raw: Any) -> AsyncIterator[None]:
+    """The run database without its CHECK constraints, as a database another client
+    manages may be; restored (with the odd rows gone) afterwards."""
+    checks = await raw.fetch(
+        "SELECT conrelid::regclass::text AS tbl, conname, pg_get_constraintdef(oid) AS def"
+        " FROM pg_constraint WHERE contype = 'c' AND connamespace = 'public'::regnamespace"
     )
-    with pytest.raises(SetsDbError, match="does not fit the schema"):
-        await services.get_set(user_id=ALICE, set_id=set_id)
+    for check in checks:
+        await raw.execute(f'ALTER TABLE {check["tbl"]} DROP CONSTRAINT "{check["conname"]}"')
+    yield
+    await raw.execute("TRUNCATE sets, set_images CASCADE")
+    for check in checks:
+        await raw.execute(
+            f'ALTER TABLE {check["tbl"]} ADD CONSTRAINT "{check["conname"]}" {check["def"]}'
+        )
+
+
+ODD_ROWS = [
+    ("ARRAY['a', NULL]::text[]", ["a"]),
+    ("ARRAY[['a', 'b'], ['c', NULL]]::text[]", ["a", "b", "c"]),
+    ("NULL::text[]", []),
+]
+
+
+async def test_every_row_the_database_accepts_reads_back(
+    db: str, raw: Any, without_checks: None
+) -> None:
+    # What another client may legally write without sets-db's CHECK constraints.
+    for tags, _ in ODD_ROWS:
+        await raw.execute(
+            "INSERT INTO sets (user_id, title, tags, quantity, purchase_price)"
+            f" VALUES ($1, ' ', {tags}, 0, -1)",
+            ALICE,
+        )
+    page = await services.list_sets(user_id=ALICE, sort="title")
+    assert sorted(item.tags for item in page.items) == sorted(tags for _, tags in ODD_ROWS)
+    exported = [item async for item in services.export_sets(user_id=ALICE)]
+    assert len(exported) == len(ODD_ROWS)
+    for item in exported:
+        assert (await services.get_set(user_id=ALICE, set_id=item.id)) == item
+    assert (await services.collection_stats(user_id=ALICE)).set_count == len(ODD_ROWS)
+
+
+async def test_update_that_cannot_read_back_writes_nothing(
+    db: str, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await services.create_set(user_id=ALICE, data={"title": "x"})
+    before = await snapshot(raw)
+
+    def unreadable(row: Any) -> Any:
+        raise SetsDbError("stored data does not fit the schema (SetOut): injected")
+
+    monkeypatch.setattr(services_sets, "to_set", unreadable)
+    with pytest.raises(SetsDbError, match="injected"):
+        await services.update_set(user_id=ALICE, set_id=created.id, changes={"notes": "n"})
+    assert await snapshot(raw) == before
 
 
 async def test_dto_instances_are_checked_again(db: str, raw: Any) -> None:

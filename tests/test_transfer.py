@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sets_db.config import settings
 from sets_db.errors import InvalidInputError, SetsDbError
 from sets_db.schemas import SetCreate, SetOut
 from sets_db.services import export_sets, get_set, import_sets, list_sets
@@ -179,6 +180,7 @@ async def test_import_and_export_work_in_row_level_security_mode(
 ) -> None:
     """Under RLS PostgreSQL refuses a direct COPY FROM; import stages through a temp table."""
     monkeypatch.setenv("SETS_DB_RLS_ROLE", "sets_db_app")
+    settings.cache_clear()
     await import_sets(user_id=BOB, rows=[_full_row(7)])
 
     assert await import_sets(user_id=ALICE, rows=[_full_row(n) for n in range(3)]) == 3

@@ -11,44 +11,45 @@ from sets_db.schemas import (
     SetOut,
     ShortTextValue,
     ThemeStats,
+    checked_user_id,
+    validated,
 )
-from sets_db.services._base import SET_WITH_IMAGES, owner, reading, to_dto, to_set, validate
+from sets_db.services.rows import SETS, set_with_images, to_dto, to_set
+from sets_db.sessions import owner_read
 
 # ROLLUP gives the per-theme rows and the grand total (GROUPING(theme) = 1) in one scan.
-STATS_SQL = """
+STATS_SQL = f"""
 SELECT GROUPING(theme) AS is_total,
        theme,
        count(*) AS set_count,
-       COALESCE(sum(quantity), 0)::bigint AS total_quantity,
-       COALESCE(sum(COALESCE(piece_count, 0)::bigint * quantity), 0)::bigint AS total_pieces,
+       COALESCE(sum(quantity::numeric), 0) AS total_quantity,
+       COALESCE(sum(COALESCE(piece_count, 0)::numeric * quantity), 0) AS total_pieces,
        count(*) FILTER (WHERE is_built) AS built_count,
        -- round(.., 2): always two decimals (also for 0) and, unlike a numeric(p,2) cast,
        -- no ceiling a big collection could overflow.
        round(COALESCE(sum(COALESCE(purchase_price, 0) + COALESCE(tax, 0)
                           + COALESCE(shipping, 0)), 0), 2) AS money_spent
-FROM sets
+FROM {SETS}
 WHERE user_id = $1
 GROUP BY ROLLUP (theme)
 ORDER BY is_total DESC, theme NULLS LAST
 """
 
-# The statements below are module constants so tests/test_query_plans.py can EXPLAIN exactly
-# what the functions run.
-THEMES_SQL = """
-SELECT theme AS name, count(*) AS count FROM sets
+THEMES_SQL = f"""
+SELECT theme AS name, count(*) AS count FROM {SETS}
 WHERE user_id = $1 AND theme IS NOT NULL
 GROUP BY theme ORDER BY count DESC, theme
 """
-TAGS_SQL = """
-SELECT tag AS name, count(*) AS count FROM sets, unnest(tags) AS tag
+TAGS_SQL = f"""
+SELECT tag AS name, count(*) AS count FROM {SETS}, unnest(tags) AS tag
 WHERE user_id = $1 GROUP BY tag ORDER BY count DESC, tag
 """
 DUPLICATES_SQL = f"""
-SELECT {SET_WITH_IMAGES} FROM sets s
+SELECT {set_with_images("s")} FROM {SETS} s
 WHERE s.user_id = $1 AND s.set_number = $2 ORDER BY s.created_at, s.id
 """
-DUPLICATE_GROUPS_SQL = """
-SELECT set_number, array_agg(id ORDER BY created_at, id) AS set_ids FROM sets
+DUPLICATE_GROUPS_SQL = f"""
+SELECT set_number, array_agg(id ORDER BY created_at, id) AS set_ids FROM {SETS}
 WHERE user_id = $1 AND set_number IS NOT NULL
 GROUP BY set_number HAVING count(*) > 1 ORDER BY set_number
 """
@@ -56,9 +57,9 @@ GROUP BY set_number HAVING count(*) > 1 ORDER BY set_number
 
 async def collection_stats(*, user_id: str) -> CollectionStats:
     """Counts, pieces and money of the owner's collection, in total and per theme."""
-    user_id = owner(user_id)
-    async with reading(user_id) as conn:
-        rows = await conn.execute_query_dict(STATS_SQL, [user_id])
+    user_id = checked_user_id(user_id)
+    async with owner_read(user_id) as session:
+        rows = await session.raw.fetch(STATS_SQL, user_id)
     total = rows[0] if rows and rows[0]["is_total"] else None
     if total is None:  # no sets at all
         return CollectionStats(
@@ -92,32 +93,32 @@ async def collection_stats(*, user_id: str) -> CollectionStats:
 
 async def list_themes(*, user_id: str) -> list[NameCount]:
     """The owner's themes with how many sets each has, most used first."""
-    user_id = owner(user_id)
-    async with reading(user_id) as conn:
-        rows = await conn.execute_query_dict(THEMES_SQL, [user_id])
+    user_id = checked_user_id(user_id)
+    async with owner_read(user_id) as session:
+        rows = await session.raw.fetch(THEMES_SQL, user_id)
     return [to_dto(NameCount, row) for row in rows]
 
 
 async def list_tags(*, user_id: str) -> list[NameCount]:
     """The owner's tags with how many sets carry each, most used first."""
-    user_id = owner(user_id)
-    async with reading(user_id) as conn:
-        rows = await conn.execute_query_dict(TAGS_SQL, [user_id])
+    user_id = checked_user_id(user_id)
+    async with owner_read(user_id) as session:
+        rows = await session.raw.fetch(TAGS_SQL, user_id)
     return [to_dto(NameCount, row) for row in rows]
 
 
 async def find_duplicates(*, user_id: str, set_number: str) -> list[SetOut]:
     """The owner's sets with this set number, oldest first (empty when there are none)."""
-    user_id = owner(user_id)
-    number = validate(ShortTextValue, {"value": set_number}).value
-    async with reading(user_id) as conn:
-        rows = await conn.execute_query_dict(DUPLICATES_SQL, [user_id, number])
+    user_id = checked_user_id(user_id)
+    number = validated(ShortTextValue, {"value": set_number}).value
+    async with owner_read(user_id) as session:
+        rows = await session.raw.fetch(DUPLICATES_SQL, user_id, number)
     return [to_set(row) for row in rows]
 
 
 async def list_duplicate_groups(*, user_id: str) -> list[DuplicateGroup]:
     """Every set number the owner has more than once, with the sets (oldest first)."""
-    user_id = owner(user_id)
-    async with reading(user_id) as conn:
-        rows = await conn.execute_query_dict(DUPLICATE_GROUPS_SQL, [user_id])
+    user_id = checked_user_id(user_id)
+    async with owner_read(user_id) as session:
+        rows = await session.raw.fetch(DUPLICATE_GROUPS_SQL, user_id)
     return [to_dto(DuplicateGroup, row) for row in rows]

@@ -7,48 +7,54 @@ set take turns and never compute the same position twice.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 from uuid import UUID
 
+import asyncpg
+
 from sets_db.errors import ImageNotFoundError, InvalidInputError, SetNotFoundError
-from sets_db.schemas import ImageAdd, ImageOrder, ImageOut
-from sets_db.services._base import (
-    IMAGE_FIELDS,
-    Connection,
-    lock_set,
-    owner,
-    parse_id,
-    to_dto,
-    transaction,
-    validate,
+from sets_db.schemas import (
+    ImageAdd,
+    ImageOrder,
+    ImageOut,
+    checked_user_id,
+    checked_uuid,
+    validated,
 )
-
-_IMAGE_COLUMNS = ", ".join(IMAGE_FIELDS)
-
+from sets_db.services.owned import lock_set, owned_images
+from sets_db.services.rows import IMAGE_COLUMNS, IMAGES, image_order, to_dto
+from sets_db.sessions import owner_transaction
 
 # One statement after the lock. Appending: the position is the current count.
-_APPEND_IMAGE_SQL = f"""
-INSERT INTO set_images (set_id, image_url, thumbnail_url, position)
-SELECT $1, $2, $3, count(*) FROM set_images WHERE set_id = $1
-RETURNING {_IMAGE_COLUMNS}
+APPEND_IMAGE_SQL = f"""
+INSERT INTO {IMAGES} (set_id, image_url, thumbnail_url, position)
+SELECT $1, $2, $3, count(*) FROM {IMAGES} WHERE set_id = $1
+RETURNING {IMAGE_COLUMNS}
 """
 # Inserting at $4: make room from $4 on and insert at min($4, count). Both parts see the
 # same snapshot, so the count is the one before the shift.
-_INSERT_IMAGE_SQL = f"""
+INSERT_IMAGE_SQL = f"""
 WITH shifted AS (
-    UPDATE set_images SET position = position + 1 WHERE set_id = $1 AND position >= $4
+    UPDATE {IMAGES} SET position = position + 1 WHERE set_id = $1 AND position >= $4
 )
-INSERT INTO set_images (set_id, image_url, thumbnail_url, position)
-SELECT $1, $2, $3, LEAST($4, count(*)) FROM set_images WHERE set_id = $1
-RETURNING {_IMAGE_COLUMNS}
+INSERT INTO {IMAGES} (set_id, image_url, thumbnail_url, position)
+SELECT $1, $2, $3, LEAST($4, count(*)) FROM {IMAGES} i WHERE set_id = $1
+RETURNING {IMAGE_COLUMNS}
 """
+SET_IMAGES_SQL = (
+    f"SELECT {IMAGE_COLUMNS} FROM {IMAGES} i WHERE set_id = $1 ORDER BY {image_order('i')}"
+)
+REORDER_SQL = f"""
+UPDATE {IMAGES} AS i SET position = o.position - 1
+FROM unnest($2::uuid[]) WITH ORDINALITY AS o(id, position)
+WHERE i.set_id = $1 AND i.id = o.id
+"""
+DELETE_IMAGE_SQL = f"DELETE FROM {IMAGES} WHERE id = $1 RETURNING {IMAGE_COLUMNS}"
+CLOSE_GAP_SQL = f"UPDATE {IMAGES} SET position = position - 1 WHERE set_id = $1 AND position > $2"
 
 
-async def _images(conn: Connection, set_id: UUID) -> list[ImageOut]:
-    rows = await conn.execute_query_dict(
-        f"SELECT {_IMAGE_COLUMNS} FROM set_images WHERE set_id = $1 ORDER BY position, id",
-        [set_id],
-    )
-    return [to_dto(ImageOut, row) for row in rows]
+async def _images(raw: asyncpg.Connection, set_id: UUID) -> list[ImageOut]:
+    return [to_dto(ImageOut, row) for row in await raw.fetch(SET_IMAGES_SQL, set_id)]
 
 
 async def add_image(
@@ -60,65 +66,56 @@ async def add_image(
     position: int | None = None,
 ) -> ImageOut:
     """Add an image at the end, or at ``position`` (the images from there move up one)."""
-    user_id, set_id = owner(user_id), parse_id(set_id, "set_id")
-    image = validate(
+    user_id, set_id = checked_user_id(user_id), checked_uuid(set_id, "set_id")
+    image = validated(
         ImageAdd, {"image_url": image_url, "thumbnail_url": thumbnail_url, "position": position}
     )
-    async with transaction(user_id) as conn:
-        if not await lock_set(conn, user_id, set_id):
+    async with owner_transaction(user_id) as session:
+        if not await lock_set(session.orm, user_id, set_id):
             raise SetNotFoundError(set_id)
         values = [set_id, image.image_url, image.thumbnail_url]
         if image.position is None:
-            rows = await conn.execute_query_dict(_APPEND_IMAGE_SQL, values)
+            row = await session.raw.fetchrow(APPEND_IMAGE_SQL, *values)
         else:
-            rows = await conn.execute_query_dict(_INSERT_IMAGE_SQL, [*values, image.position])
-    return to_dto(ImageOut, rows[0])
+            row = await session.raw.fetchrow(INSERT_IMAGE_SQL, *values, image.position)
+        return to_dto(ImageOut, row)
 
 
 async def reorder_images(
     *, user_id: str, set_id: UUID | str, image_ids: Sequence[UUID | str]
 ) -> list[ImageOut]:
     """Put the set's images in exactly this order (positions 0..n-1), atomically."""
-    user_id, set_id = owner(user_id), parse_id(set_id, "set_id")
+    user_id, set_id = checked_user_id(user_id), checked_uuid(set_id, "set_id")
     # Handed over as given: pydantic rejects None or a bare string, where list() would not.
-    order = validate(ImageOrder, {"image_ids": image_ids}).image_ids
-    async with transaction(user_id) as conn:
-        if not await lock_set(conn, user_id, set_id):
+    order = validated(ImageOrder, {"image_ids": image_ids}).image_ids
+    async with owner_transaction(user_id) as session:
+        if not await lock_set(session.orm, user_id, set_id):
             raise SetNotFoundError(set_id)
-        current = {image.id for image in await _images(conn, set_id)}
+        current = {image.id for image in await _images(session.raw, set_id)}
         if len(order) != len(set(order)) or set(order) != current:
             raise InvalidInputError.single(
                 "image_ids", "must list each of the set's images exactly once"
             )
-        await conn.execute_query(
-            "UPDATE set_images AS i SET position = o.position - 1"
-            " FROM unnest($2::uuid[]) WITH ORDINALITY AS o(id, position)"
-            " WHERE i.set_id = $1 AND i.id = o.id",
-            [set_id, order],
-        )
-        return await _images(conn, set_id)
+        await session.raw.execute(REORDER_SQL, set_id, order)
+        return await _images(session.raw, set_id)
 
 
 async def delete_image(*, user_id: str, image_id: UUID | str) -> ImageOut:
     """Delete one image; the later ones move down to close the gap. Returns what was removed."""
-    user_id, image_id = owner(user_id), parse_id(image_id, "image_id")
-    async with transaction(user_id) as conn:
-        owned = await conn.execute_query_dict(
-            "SELECT i.set_id FROM set_images i JOIN sets s ON s.id = i.set_id"
-            " WHERE i.id = $1 AND s.user_id = $2",
-            [image_id, user_id],
+    user_id, image_id = checked_user_id(user_id), checked_uuid(image_id, "image_id")
+    async with owner_transaction(user_id) as session:
+        set_ids = (
+            await owned_images(user_id)
+            .filter(id=image_id)
+            .using_db(session.orm)
+            .values_list("set_id", flat=True)
         )
         # Lock the set first, then re-check: the image may have gone while we waited.
-        if not owned or not await lock_set(conn, user_id, owned[0]["set_id"]):
+        if not set_ids or not await lock_set(session.orm, user_id, cast(UUID, set_ids[0])):
             raise ImageNotFoundError(image_id)
-        rows = await conn.execute_query_dict(
-            f"DELETE FROM set_images WHERE id = $1 RETURNING {_IMAGE_COLUMNS}", [image_id]
-        )
-        if not rows:
+        row = await session.raw.fetchrow(DELETE_IMAGE_SQL, image_id)
+        if row is None:
             raise ImageNotFoundError(image_id)
-        removed = to_dto(ImageOut, rows[0])
-        await conn.execute_query(
-            "UPDATE set_images SET position = position - 1 WHERE set_id = $1 AND position > $2",
-            [removed.set_id, removed.position],
-        )
+        removed = to_dto(ImageOut, row)
+        await session.raw.execute(CLOSE_GAP_SQL, removed.set_id, removed.position)
     return removed

@@ -25,9 +25,12 @@ from sets_db.schemas import (
     SetPage,
     SetQuery,
     SortKey,
+    checked_user_id,
     storable_text,
+    validated,
 )
-from sets_db.services._base import SET_WITH_IMAGES, owner, reading, to_set, validate
+from sets_db.services.rows import SETS, set_columns, set_with_images, to_set
+from sets_db.sessions import owner_read
 
 
 def _moment(raw: str) -> datetime:
@@ -179,8 +182,8 @@ def build_page_sql(query: SetQuery, user_id: str) -> tuple[str, list[Any]]:
     # made it sort a big collection instead of walking sets_user_created_idx.
     limit = bind(query.limit + 1)
     sql = f"""
-        SELECT {SET_WITH_IMAGES} FROM (
-            SELECT * FROM sets s WHERE {" AND ".join(where)}
+        SELECT {set_with_images("s")} FROM (
+            SELECT {set_columns("s")} FROM {SETS} s WHERE {" AND ".join(where)}
             ORDER BY {key}, s.id {direction}
             LIMIT {limit}
         ) s
@@ -203,8 +206,8 @@ async def list_sets(
     cursor: str | None = None,
 ) -> SetPage:
     """One page of the owner's sets (see ``SetQuery``); pass ``next_cursor`` back for more."""
-    user_id = owner(user_id)
-    query = validate(
+    user_id = checked_user_id(user_id)
+    query = validated(
         SetQuery,
         {
             "themes": [themes] if isinstance(themes, str) else themes,
@@ -219,8 +222,8 @@ async def list_sets(
         },
     )
     sql, values = build_page_sql(query, user_id)
-    async with reading(user_id) as conn:
-        rows = await conn.execute_query_dict(sql, values)
+    async with owner_read(user_id) as session:
+        rows = await session.raw.fetch(sql, *values)
     items = [to_set(row) for row in rows[: query.limit]]
     more = len(rows) > query.limit
     return SetPage(items=items, next_cursor=_encode_cursor(query, items[-1]) if more else None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import operator
 import uuid
 from collections.abc import (
     AsyncGenerator,
@@ -24,50 +25,31 @@ from contextlib import contextmanager
 from itertools import islice
 from typing import Any
 
+import asyncpg
 import pydantic
 
-from sets_db.config import rls_role
+from sets_db.config import settings
 from sets_db.errors import FieldError, InvalidInputError
-from sets_db.schemas import SetCreate, SetOut
-from sets_db.services._base import (
-    SET_WITH_IMAGES,
-    owner,
-    to_set,
-    transaction,
-)
+from sets_db.models import Set, SetImage
+from sets_db.schemas import SetCreate, SetOut, checked_user_id
+from sets_db.services.rows import SETS, set_with_images, to_set
+from sets_db.sessions import owner_read, owner_transaction
 
-# Every writable column; id is made here (the images must point at it), created_at and
-# updated_at come from the database defaults as for ``create_set``.
-SET_COLUMNS = (
-    "id",
-    "user_id",
-    "title",
-    "set_number",
-    "store",
-    "source_url",
-    "piece_count",
-    "release_date",
-    "theme",
-    "tags",
-    "notes",
-    "is_built",
-    "quantity",
-    "purchase_price",
-    "tax",
-    "shipping",
-    "purchase_date",
-    "wishlist_item_id",
-)
+# Every writable column: the input DTO's fields; id is made here (the images must point at
+# it), created_at and updated_at come from the database defaults as for ``create_set``.
+WRITABLE_FIELDS = tuple(name for name in SetCreate.model_fields if name != "images")
+SET_COLUMNS = ("id", "user_id", *WRITABLE_FIELDS)
+_writable_values = operator.attrgetter(*WRITABLE_FIELDS)
 # The image ids come from the database default.
 IMAGE_COLUMNS = ("set_id", "image_url", "thumbnail_url", "position")
 
-# One validation call for the whole batch: pydantic reports every bad row, each error located
-# by (row index, field), and passes SetCreate instances through as they are.
+# One validation call per batch: pydantic reports every bad row, each error located by (row
+# index, field).
 _ROWS = pydantic.TypeAdapter(list[SetCreate])
 
 # Newest first, like list_sets' default page, which is the order of sets_user_created_idx.
 EXPORT_SQL = f"""
-SELECT {SET_WITH_IMAGES} FROM sets s
+SELECT {set_with_images("s")} FROM {SETS} s
 WHERE s.user_id = $1
 ORDER BY s.created_at DESC, s.id DESC
 """
@@ -99,28 +81,7 @@ def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Re
     image_records: list[Record] = []
     for data in sets:
         set_id = uuid.uuid4()
-        set_records.append(
-            (
-                set_id,
-                user_id,
-                data.title,
-                data.set_number,
-                data.store,
-                data.source_url,
-                data.piece_count,
-                data.release_date,
-                data.theme,
-                data.tags,
-                data.notes,
-                data.is_built,
-                data.quantity,
-                data.purchase_price,
-                data.tax,
-                data.shipping,
-                data.purchase_date,
-                data.wishlist_item_id,
-            )
-        )
+        set_records.append((set_id, user_id, *_writable_values(data)))
         image_records.extend(
             (set_id, image.image_url, image.thumbnail_url, position)
             for position, image in enumerate(data.images)
@@ -129,9 +90,10 @@ def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Re
 
 
 RecordBatch = tuple[list[Record], list[Record]]
-# Rows checked (in a worker thread) and copied per batch: memory stays at a few batches, and
-# checking batch N+1 overlaps with the COPY of batch N.
+# Rows are checked (in a worker thread) and copied per batch: memory stays at a few batches,
+# and checking batch N+1 overlaps with the COPY of batch N.
 BATCH_ROWS = 2000
+# An import with many bad rows reports the first ones and the total, not a megabyte of errors.
 MAX_REPORTED = 100
 
 
@@ -144,33 +106,39 @@ def copy_records(user_id: str, sets: list[SetCreate]) -> RecordBatch:
 class _Copier:
     """COPYs batches into the tables on one connection, inside the caller's transaction."""
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: asyncpg.Connection) -> None:
         self.raw = raw
         self.staged: set[str] = set()
 
     async def copy(self, table: str, columns: tuple[str, ...], records: list[Record]) -> None:
         if not records:
             return
-        if rls_role() is None:
-            await self.raw.copy_records_to_table(table, records=records, columns=columns)
+        if settings().rls_role is None:
+            await self.raw.copy_records_to_table(
+                table, records=records, columns=columns, schema_name="public"
+            )
             return
         # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the
-        # current role; a temporary table takes the COPY and one INSERT applies the policies.
+        # current role; a temporary table takes each COPY and an INSERT applies the policies.
         staging = f"import_{table}"
         names = ", ".join(columns)
         if staging not in self.staged:
             await self.raw.execute(
                 f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
-                f" SELECT {names} FROM {table} WITH NO DATA"
+                f" SELECT {names} FROM public.{table} WITH NO DATA"
             )
             self.staged.add(staging)
-        await self.raw.copy_records_to_table(staging, records=records, columns=columns)
-        await self.raw.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging}")
-        await self.raw.execute(f"TRUNCATE {staging}")
+        await self.raw.copy_records_to_table(
+            staging, records=records, columns=columns, schema_name="pg_temp"
+        )
+        await self.raw.execute(
+            f"INSERT INTO public.{table} ({names}) SELECT {names} FROM pg_temp.{staging}"
+        )
+        await self.raw.execute(f"TRUNCATE pg_temp.{staging}")
 
     async def copy_batch(self, batch: RecordBatch) -> None:
-        await self.copy("sets", SET_COLUMNS, batch[0])
-        await self.copy("set_images", IMAGE_COLUMNS, batch[1])
+        await self.copy(Set._meta.db_table, SET_COLUMNS, batch[0])
+        await self.copy(SetImage._meta.db_table, IMAGE_COLUMNS, batch[1])
 
 
 async def copy_batches(user_id: str, batches: AsyncGenerator[RecordBatch, None]) -> int:
@@ -178,19 +146,21 @@ async def copy_batches(user_id: str, batches: AsyncGenerator[RecordBatch, None])
     transaction; if ``batches`` raises, nothing is written. Returns the number of sets.
 
     The next batch is being prepared while the current one is copied."""
-    user_id = owner(user_id)
+    user_id = checked_user_id(user_id)
     count = 0
-    async with transaction(user_id) as conn, conn.acquire_connection() as raw:
-        copier = _Copier(raw)
-        ahead = asyncio.ensure_future(anext(batches, None))
-        try:
+    ahead: asyncio.Future[RecordBatch | None] | None = None
+    try:
+        async with owner_transaction(user_id) as session:
+            copier = _Copier(session.raw)
+            ahead = asyncio.ensure_future(anext(batches, None))
             while (batch := await ahead) is not None:
                 ahead = asyncio.ensure_future(anext(batches, None))
                 await copier.copy_batch(batch)
                 count += len(batch[0])
-        finally:
+    finally:
+        if ahead is not None:
             await _settle(ahead)
-            await batches.aclose()
+        await batches.aclose()
     return count
 
 
@@ -203,7 +173,7 @@ async def _settle(ahead: asyncio.Future[Any]) -> None:
 
 
 def _checked_batch(
-    user_id: str, rows: list[SetCreate | Mapping[str, Any]], offset: int, clean: bool
+    user_id: str, rows: list[Any], offset: int, clean: bool
 ) -> tuple[RecordBatch | None, list[FieldError]]:
     try:
         with _cyclic_gc_paused():
@@ -224,9 +194,7 @@ def _located(error: pydantic.ValidationError, offset: int) -> list[FieldError]:
     return located
 
 
-async def _chunks(
-    rows: Iterable[Any] | AsyncIterable[Any],
-) -> AsyncIterator[list[Any]]:
+async def _chunks(rows: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[list[Any]]:
     if isinstance(rows, AsyncIterable):
         chunk: list[Any] = []
         async for row in rows:
@@ -240,7 +208,6 @@ async def _chunks(
     iterator = iter(rows)
     while chunk := list(islice(iterator, BATCH_ROWS)):
         yield chunk
-        await asyncio.sleep(0)
 
 
 async def _prepared(
@@ -263,7 +230,7 @@ async def _prepared(
         raise InvalidInputError(problems)
 
 
-def _rows_checked(rows: object) -> Iterable[Any] | AsyncIterable[Any]:
+def _iterable(rows: object) -> Iterable[Any] | AsyncIterable[Any]:
     if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable | AsyncIterable):
         raise InvalidInputError.single("rows", "must be an iterable of sets")
     return rows
@@ -276,25 +243,31 @@ async def import_sets(
 ) -> int:
     """Add many sets (with their images) to the owner's collection; returns how many.
 
-    ``rows`` may be an iterable or an async iterable; it is read, checked and copied in
-    batches, inside one transaction: all rows are written or none is. A bad row stops the
-    copying; the rest is still checked and one InvalidInputError lists the problems (the
-    first ``MAX_REPORTED``, located as ``rows.<index>.<field>``, then the total).
+    ``rows`` (an iterable or an async iterable) is read, checked and copied in batches of
+    ``BATCH_ROWS``, inside one transaction: every row is written or none is. A bad row stops
+    the copying; the rest is still checked, and one InvalidInputError lists the first
+    ``MAX_REPORTED`` problems, located as ``rows.<index>.<field>``, then the total.
     """
-    user_id = owner(user_id)
-    return await copy_batches(user_id, _prepared(user_id, _rows_checked(rows)))
+    user_id = checked_user_id(user_id)
+    return await copy_batches(user_id, _prepared(user_id, _iterable(rows)))
+
+
+MAX_EXPORT_BATCH = 100_000
 
 
 async def export_sets(*, user_id: str, batch_size: int = 1000) -> AsyncIterator[SetOut]:
     """Every set of the owner, with its images, newest first, streamed.
 
     A server-side cursor fetches ``batch_size`` rows at a time, so memory stays flat. The
-    export is one consistent snapshot (one read transaction) that holds a pooled connection
-    until the iteration ends: to stop early, close it (``contextlib.aclosing``).
+    export is one consistent snapshot (one read transaction) on a pooled connection of its
+    own, never the caller's: other service calls inside the loop work, and stopping early
+    (``break``, with or without ``contextlib.aclosing``) releases it.
     """
-    user_id = owner(user_id)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError.single("batch_size", "must be a positive integer")
-    async with transaction(user_id) as conn, conn.acquire_connection() as raw:
-        async for row in raw.cursor(EXPORT_SQL, user_id, prefetch=batch_size):
+    user_id = checked_user_id(user_id)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise InvalidInputError.single("batch_size", "must be an integer")
+    if not 1 <= batch_size <= MAX_EXPORT_BATCH:
+        raise InvalidInputError.single("batch_size", f"must be between 1 and {MAX_EXPORT_BATCH}")
+    async with owner_read(user_id, snapshot=True) as session:
+        async for row in session.raw.cursor(EXPORT_SQL, user_id, prefetch=batch_size):
             yield to_set(row)
