@@ -308,7 +308,7 @@ def test_a_bad_setting_is_one_error_line(variable: str, value: str) -> None:
     assert run("export", "--help", env=env).returncode == 0
 
 
-@pytest.mark.parametrize("user", ["", "   ", "x" * 600, "nul\x00"[:3]])
+@pytest.mark.parametrize("user", ["", "   ", "x" * 600])
 def test_a_bad_user_is_one_error_line(user: str) -> None:
     for command in (["stats"], ["export"], ["import", "missing.csv"]):
         line = one_error(run(*command, "--user", user, env={"DATABASE_URL": "garbage"}))
