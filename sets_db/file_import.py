@@ -1,8 +1,10 @@
 """Importing a sets file: read, check and copy it in batches, inside one transaction.
 
 The file is read incrementally and each batch of rows is parsed, checked and turned into COPY
-records in a worker thread (CPU work that would otherwise hold up the event loop), while the
-previous batch is being copied. Memory stays at a few batches whatever the file's size.
+records a slice at a time, giving the event loop a turn between slices (so other tasks, and
+the COPY of the previous batch, go on meanwhile). Memory stays at a few batches whatever the
+file's size. (A worker thread was tried: every socket write of the COPY then waited for the
+thread to hand back the GIL, and the loop stalled for 100 ms and more.)
 
 All rows or none: the copy runs in one transaction. The first bad row stops the copying; the
 rest of the file is still checked so that the report can say how many problems there are
@@ -18,9 +20,11 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from sets_db.services.transfer import RecordBatch, copy_batches, copy_records
-from sets_db.set_files import FileRow, OpenFile, RowError, check_rows
+from sets_db.set_files import OpenFile, RowError, check_rows
 
 BATCH_ROWS = 2000
+# Rows checked between two turns of the event loop (a few milliseconds of work).
+SLICE_ROWS = 100
 MAX_REPORTED = 100
 
 # Given the file's size, a callback that is told how many bytes were read so far.
@@ -41,40 +45,32 @@ class ImportReport:
         self.errors += errors[: MAX_REPORTED - len(self.errors)]
 
 
-@dataclass(frozen=True)
-class _Checked:
-    valid: int
-    errors: list[RowError]
-    records: RecordBatch | None
-    bytes_read: int
-
-
 class _Rejected(Exception):
     """Raised from inside the copy when the file had problems: rolls the transaction back."""
-
-
-def _next_batch(file: OpenFile, user_id: str | None, clean: bool) -> _Checked:
-    rows: list[FileRow] = list(islice(file.rows, BATCH_ROWS))
-    if not rows:
-        return _Checked(0, [], None, file.bytes_read())
-    sets, errors, _ = check_rows(rows, csv_cells=file.format == "csv")
-    # Once a row failed nothing will be written: records would only be thrown away.
-    records = copy_records(user_id, sets) if user_id and clean and not errors else None
-    return _Checked(len(sets), errors, records, file.bytes_read())
 
 
 async def _checked_batches(
     file: OpenFile, report: ImportReport, user_id: str | None, progress: Progress
 ) -> AsyncGenerator[RecordBatch, None]:
+    """COPY records of ``BATCH_ROWS`` rows at a time (none once a row failed)."""
     with progress(file.size) as advance:
-        while True:
-            checked = await asyncio.to_thread(_next_batch, file, user_id, not report.problems)
-            advance(checked.bytes_read)
-            if not checked.valid and not checked.errors:
-                break
-            report.add(checked.valid, checked.errors)
-            if checked.records is not None:
-                yield checked.records
+        batch: RecordBatch = ([], [])
+        while rows := list(islice(file.rows, SLICE_ROWS)):
+            sets, errors, _ = check_rows(rows, csv_cells=file.format == "csv")
+            report.add(len(sets), errors)
+            # Once a row failed nothing will be written: records would only be thrown away.
+            if user_id and not report.problems:
+                set_records, image_records = copy_records(user_id, sets)
+                batch[0].extend(set_records)
+                batch[1].extend(image_records)
+            if len(batch[0]) >= BATCH_ROWS:
+                yield batch
+                batch = ([], [])
+            advance(file.bytes_read())
+            # Checking is CPU work: let other tasks (the COPY of the previous batch) run.
+            await asyncio.sleep(0)
+        if batch[0] and not report.problems:
+            yield batch
     if report.problems:
         raise _Rejected
 

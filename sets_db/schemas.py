@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
     model_validator,
@@ -60,12 +61,6 @@ _HTTP_URL = re.compile(
 )
 
 
-def _http_url(value: str) -> str:
-    if not _HTTP_URL.fullmatch(value):
-        raise ValueError("must be an http(s) URL")
-    return value
-
-
 def _in_range(value: datetime) -> datetime:
     if not EARLIEST <= value < LATEST:
         raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
@@ -86,8 +81,6 @@ _VISIBLE_GROUPS = frozenset("LNPS")
 
 
 def _visible(value: str) -> bool:
-    if value.isascii():
-        return not value.isspace() and any(" " < char < "\x7f" for char in value)
     return any(
         (category := unicodedata.category(char))[0] in _VISIBLE_GROUPS or category == "Co"
         for char in value
@@ -95,9 +88,15 @@ def _visible(value: str) -> bool:
 
 
 def _checked_text(value: str, control: re.Pattern[str]) -> str:
-    value = storable_text(value)
+    # One search finds NUL and every other control character; plain ASCII text without them
+    # is visible as soon as it is not empty (it is stripped already).
     if control.search(value):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
         raise ValueError("must not contain control characters")
+    if value.isascii():
+        return value
+    storable_text(value)
     if value and not _visible(value):
         raise ValueError("must contain a visible character")
     return value
@@ -113,11 +112,10 @@ def notes_text(value: str) -> str:
     return _checked_text(value, _NOTES_CONTROL)
 
 
-def _text_only(value: Any) -> Any:
-    # bytes would be decoded by pydantic (b"x" -> "x"): the caller meant something else.
-    if not isinstance(value, str):
-        raise ValueError("must be text (str)")
-    return value
+def _url(value: str) -> str:
+    if not _HTTP_URL.fullmatch(value):
+        raise ValueError("must be an http(s) URL")
+    return value if value.isascii() else storable_text(value)
 
 
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
@@ -156,13 +154,6 @@ def _uuid_only(value: Any) -> Any:
     return value
 
 
-def _bool_only(value: Any) -> Any:
-    # "yes", "on", 1 would all be True: only a real bool says what the caller meant.
-    if not isinstance(value, bool):
-        raise ValueError("must be true or false")
-    return value
-
-
 def _ordered(value: Any) -> Any:
     # A set has no order: the stored order (tags, image order) would be arbitrary.
     if isinstance(value, set | frozenset | dict) or not isinstance(value, list | tuple):
@@ -170,7 +161,9 @@ def _ordered(value: Any) -> Any:
     return value
 
 
-_Text = BeforeValidator(_text_only)
+# Strict: bytes would be decoded (b"x" -> "x"), "yes" or 1 read as True; the caller meant
+# something else.
+_Text = Strict()
 _Line = AfterValidator(line_text)
 Title = Annotated[
     str,
@@ -190,8 +183,7 @@ Notes = Annotated[
 Url = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL),
-    AfterValidator(storable_text),
-    AfterValidator(_http_url),
+    AfterValidator(_url),
     _Text,
 ]
 Tag = Annotated[
@@ -213,7 +205,7 @@ Moment = Annotated[AwareDatetime, AfterValidator(_in_range), BeforeValidator(_mo
 Integer = BeforeValidator(_integer_only)
 PieceCount = Annotated[int, Field(ge=0, le=10_000_000), Integer]
 Quantity = Annotated[int, Field(ge=1, le=1_000_000), Integer]
-Flag = Annotated[bool, BeforeValidator(_bool_only)]
+Flag = Annotated[bool, Strict()]
 Uuid = Annotated[UUID, BeforeValidator(_uuid_only)]
 # Past the last image means "at the end"; the bound only keeps it inside the int column.
 MAX_POSITION = 1_000_000

@@ -1,6 +1,6 @@
 """Bulk import and export of one owner's collection.
 
-Import checks the rows batch by batch (in a worker thread, so the event loop stays free) and
+Import checks the rows a slice at a time (the event loop gets a turn between slices) and
 loads each batch with PostgreSQL ``COPY`` (asyncpg's binary ``copy_records_to_table``) while
 the next one is checked, all inside one transaction: all rows or none, memory bounded by a
 few batches, at close to the speed of a bare ``COPY``. Export streams through a server-side
@@ -90,9 +90,14 @@ def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Re
 
 
 RecordBatch = tuple[list[Record], list[Record]]
-# Rows are checked (in a worker thread) and copied per batch: memory stays at a few batches,
-# and checking batch N+1 overlaps with the COPY of batch N.
+# Rows are checked a slice at a time (the event loop gets a turn between slices) and copied
+# per batch: memory stays at a few batches, and checking batch N+1 overlaps with the COPY of
+# batch N, which mostly waits for the server.
 BATCH_ROWS = 2000
+# Rows checked between two turns of the event loop (a few milliseconds of work).
+SLICE_ROWS = 100
+# COPY records encoded between two turns of the event loop.
+PACE_RECORDS = 250
 # An import with many bad rows reports the first ones and the total, not a megabyte of errors.
 MAX_REPORTED = 100
 
@@ -101,6 +106,15 @@ def copy_records(user_id: str, sets: list[SetCreate]) -> RecordBatch:
     """The COPY records of validated sets (for ``copy_batches``), new ids made here."""
     with _cyclic_gc_paused():
         return _records(user_id, sets)
+
+
+async def _paced(records: list[Record]) -> AsyncIterator[Record]:
+    """The records, with a turn of the event loop every ``PACE_RECORDS``: asyncpg encodes a
+    COPY without yielding, which held the loop for tens of milliseconds per batch."""
+    for start in range(0, len(records), PACE_RECORDS):
+        for record in records[start : start + PACE_RECORDS]:
+            yield record
+        await asyncio.sleep(0)
 
 
 class _Copier:
@@ -115,7 +129,7 @@ class _Copier:
             return
         if settings().rls_role is None:
             await self.raw.copy_records_to_table(
-                table, records=records, columns=columns, schema_name="public"
+                table, records=_paced(records), columns=columns, schema_name="public"
             )
             return
         # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the
@@ -129,7 +143,7 @@ class _Copier:
             )
             self.staged.add(staging)
         await self.raw.copy_records_to_table(
-            staging, records=records, columns=columns, schema_name="pg_temp"
+            staging, records=_paced(records), columns=columns, schema_name="pg_temp"
         )
         await self.raw.execute(
             f"INSERT INTO public.{table} ({names}) SELECT {names} FROM pg_temp.{staging}"
@@ -199,14 +213,14 @@ async def _chunks(rows: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[lis
         chunk: list[Any] = []
         async for row in rows:
             chunk.append(row)
-            if len(chunk) == BATCH_ROWS:
+            if len(chunk) == SLICE_ROWS:
                 yield chunk
                 chunk = []
         if chunk:
             yield chunk
         return
     iterator = iter(rows)
-    while chunk := list(islice(iterator, BATCH_ROWS)):
+    while chunk := list(islice(iterator, SLICE_ROWS)):
         yield chunk
 
 
@@ -215,13 +229,22 @@ async def _prepared(
 ) -> AsyncGenerator[RecordBatch, None]:
     problems: list[FieldError] = []
     total = offset = 0
+    batch: RecordBatch = ([], [])
     async for chunk in _chunks(rows):
-        batch, errors = await asyncio.to_thread(_checked_batch, user_id, chunk, offset, not total)
+        checked, errors = _checked_batch(user_id, chunk, offset, not total)
         offset += len(chunk)
         total += len(errors)
         problems += errors[: MAX_REPORTED - len(problems)]
-        if batch is not None and not total:
+        if checked is not None and not total:
+            batch[0].extend(checked[0])
+            batch[1].extend(checked[1])
+        if len(batch[0]) >= BATCH_ROWS and not total:
             yield batch
+            batch = ([], [])
+        # Checking is CPU work: let other tasks (the COPY of the previous batch) run.
+        await asyncio.sleep(0)
+    if batch[0] and not total:
+        yield batch
     if total > len(problems):
         problems.append(
             FieldError("rows", f"{total} problems in all; the first {len(problems)} are listed")
