@@ -26,6 +26,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from sets_db import services
+from sets_db.adopt import adopt, server_timezone
 from sets_db.config import ResolvedDatabase, resolve_database, settings
 from sets_db.db import lifespan
 from sets_db.embedded import EmbeddedServerError
@@ -252,6 +253,43 @@ def status() -> None:
             if version not in migration_versions():
                 table.add_row(version, "applied, unknown to this code")
         out.print(table)
+
+
+# --- adopt ----------------------------------------------------------------------------------
+
+
+@app.command("adopt")
+def adopt_command(
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone",
+            help="The zone the stored timestamps were written in (default: the server's).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print every statement; change nothing.")
+    ] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Confirm the server's zone without a prompt.")
+    ] = False,
+) -> None:
+    """Take over a database made by the story's Drizzle migrations, data intact."""
+    with _clean_errors():
+        url = settings().migration_url(_database().url)
+        zone = timezone or _confirmed_server_zone(url, confirmed=yes or dry_run)
+        result = _run(adopt(url, timezone=zone, dry_run=dry_run))
+        for line in result.lines:
+            out.print(line)
+
+
+def _confirmed_server_zone(url: str, *, confirmed: bool) -> str:
+    # The wrong zone would shift every stored date: the default must be seen and confirmed.
+    zone = _run(server_timezone(url))
+    err.print(f"stored timestamps will be read as wall times in {zone} (the server's TimeZone)")
+    if confirmed or (sys.stdin.isatty() and typer.confirm("Were they written in that zone?")):
+        return zone
+    raise CliError(f"confirm the zone {zone} with --yes, or name the right one with --timezone")
 
 
 # --- stats ----------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from aerich.migrate import Migrate
 from tortoise import Tortoise
 
 from sets_db.config import APP_LABEL, Settings, asyncpg_dsn, settings, tortoise_config
+from sets_db.schema_check import live_differences
 from sets_db.translation import translate_errors
 
 # The checkout's migrations/ folder (editable install), else the copy a wheel carries.
@@ -143,6 +144,8 @@ async def pending_or_drift(url: str | None = None) -> list[str]:
 
     - pending: a migration file that the database has not applied;
     - unknown: a version the database applied that no file describes (code older than db);
+    - live schema: at head, an object of the live catalog that differs from what the
+      migrations build (``sets_db.schema_check``): a column, index, FK, CHECK, RLS, policy;
     - drift: the models differ from the last migration's ``MODELS_STATE``, i.e.
       ``aerich migrate`` would generate a new migration. This runs aerich's own diff in a
       throwaway copy of the migrations folder, so nothing in the repo is written.
@@ -157,6 +160,10 @@ async def pending_or_drift(url: str | None = None) -> list[str]:
         for version in applied
         if version not in files
     ]
+    if not problems:
+        # Only at head does the live schema have to be exactly what the migrations build.
+        with translate_errors():
+            problems += [f"live schema: {line}" for line in await live_differences(url)]
     with translate_errors():
         drift = await _isolated(_drift, url)
     if drift:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from sets_db.config import asyncpg_dsn
+from sets_db.schema_check import raw_catalog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,50 +64,12 @@ def aerich(url: str, *args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedP
     )
 
 
-CATALOG_COLUMNS = """
-SELECT c.table_name, c.column_name, c.ordinal_position,
-       format_type(a.atttypid, a.atttypmod) AS type,
-       c.is_nullable, c.column_default
-FROM information_schema.columns c
-JOIN pg_catalog.pg_attribute a
-  ON a.attrelid = format('%I.%I', c.table_schema, c.table_name)::regclass
- AND a.attname = c.column_name
-WHERE c.table_schema = 'public'
-ORDER BY c.table_name, c.column_name
-"""
-
-CATALOG_INDEXES = """
-SELECT tablename, indexname, indexdef FROM pg_indexes
-WHERE schemaname = 'public' ORDER BY tablename, indexname
-"""
-
-CATALOG_CONSTRAINTS = """
-SELECT conrelid::regclass::text AS table_name, conname, contype,
-       pg_get_constraintdef(oid) AS definition, confdeltype
-FROM pg_constraint
-WHERE connamespace = 'public'::regnamespace
-ORDER BY 1, 2
-"""
-
-CATALOG_RELATIONS = """
-SELECT relname, relkind FROM pg_class
-WHERE relnamespace = 'public'::regnamespace ORDER BY relname
-"""
-
-
 async def catalog(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    """Everything the schema is made of, read from the server (never from the models)."""
+    """Everything the schema is made of, read from the server (never from the models), by the
+    same queries as ``sets-db migrate --check`` (sets_db.schema_check)."""
     conn = await connect(url)
     try:
-        return {
-            name: [tuple(row) for row in await conn.fetch(query)]
-            for name, query in {
-                "relations": CATALOG_RELATIONS,
-                "columns": CATALOG_COLUMNS,
-                "indexes": CATALOG_INDEXES,
-                "constraints": CATALOG_CONSTRAINTS,
-            }.items()
-        }
+        return await raw_catalog(conn)
     finally:
         await conn.close()
 

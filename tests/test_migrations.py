@@ -202,6 +202,8 @@ async def test_models_generate_the_same_schema_as_the_migrations(
 
     def unordered(snapshot: Snapshot) -> Snapshot:
         snapshot["columns"] = [row[:2] + row[3:] for row in snapshot["columns"]]
+        # Nor can models say CHECK constraints (migration 4; tests/test_constraints.py).
+        snapshot["constraints"] = [row for row in snapshot["constraints"] if row[2] != b"c"]
         return snapshot
 
     from_models = unordered(await schema_snapshot(generated))
@@ -249,7 +251,7 @@ SETS_ROWS: list[dict[str, Any]] = [
         "tags": [],
         "notes": "",
         "is_built": False,
-        "quantity": 0,
+        "quantity": 1,  # the lowest the CHECK constraint of migration 4 allows
         "purchase_price": Decimal("629.99"),
         "tax": Decimal("55.12"),
         "shipping": Decimal("12.34"),
