@@ -213,6 +213,9 @@ def test_pathological_files_fail_in_one_sentence(tmp_path: Path) -> None:
     cell.write_text('title,tags\nx,"' + "[" * 50_000 + '"\n')
     _, errors = read(cell, "csv")
     assert [(e.row, e.column) for e in errors] == [(1, "tags")]
+    cell.write_text("title,piece_count,purchase_price\nx," + "9" * 5000 + "," + "9" * 5000 + "\n")
+    _, errors = read(cell, "csv")
+    assert [(e.row, e.column) for e in errors] == [(1, "piece_count"), (1, "purchase_price")]
     (tmp_path / "latin1.csv").write_bytes(b"title\nCaf\xe9\n")
     with pytest.raises(SetFileError, match="not UTF-8"):
         read(tmp_path / "latin1.csv", "csv")
