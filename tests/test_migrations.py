@@ -175,6 +175,18 @@ MODEL_PARTS = (
     "types",
     "comments",
 )
+# What models cannot declare (a trigram operator class, an expression, INCLUDE columns):
+# these indexes live only in migration 5, and pg_trgm's types come with its extension, so
+# the comparison leaves them out.
+MIGRATION_ONLY = frozenset(
+    {
+        "sets_search_trgm_idx",
+        "sets_user_total_cost_idx",
+        "sets_user_theme_totals_idx",
+        "gtrgm",
+        "_gtrgm",
+    }
+)
 GENERATE_SCHEMAS = """
 from tortoise import Tortoise, run_async
 from sets_db.config import tortoise_config
@@ -204,6 +216,8 @@ async def test_models_generate_the_same_schema_as_the_migrations(
         snapshot["columns"] = [row[:2] + row[3:] for row in snapshot["columns"]]
         # Nor can models say CHECK constraints (migration 4; tests/test_constraints.py).
         snapshot["constraints"] = [row for row in snapshot["constraints"] if row[2] != b"c"]
+        for part in ("relations", "indexes", "types"):
+            snapshot[part] = [row for row in snapshot[part] if not MIGRATION_ONLY.intersection(row)]
         return snapshot
 
     from_models = unordered(await schema_snapshot(generated))

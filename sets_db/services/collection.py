@@ -40,9 +40,12 @@ SELECT theme AS name, count(*) AS count FROM {SETS}
 WHERE user_id = $1 AND theme IS NOT NULL
 GROUP BY theme ORDER BY count DESC, theme
 """
+# unnest() in the select list (a ProjectSet), not as a lateral FROM item: a function scan
+# per row took twice as long for an owner with 20k sets.
 TAGS_SQL = f"""
-SELECT tag AS name, count(*) AS count FROM {SETS}, unnest(tags) AS tag
-WHERE user_id = $1 GROUP BY tag ORDER BY count DESC, tag
+SELECT tag AS name, count(*) AS count
+FROM (SELECT unnest(tags) AS tag FROM {SETS} WHERE user_id = $1) AS t
+GROUP BY tag ORDER BY count DESC, tag
 """
 DUPLICATES_SQL = f"""
 SELECT {set_with_images("s")} FROM {SETS} s

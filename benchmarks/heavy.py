@@ -1,0 +1,179 @@
+"""``python -m benchmarks.heavy``: one owner with a whole catalogue (20k sets), p50 of warm
+calls for every list page, the summaries, and what migration 5's indexes cost writes.
+
+It creates its own database on the server of ``--server`` (default: the local one), loads
+the catalogue-shaped collection (``benchmarks.catalogue``) plus a background of ordinary
+owners, and drops the database at the end. ``--before-migration 5`` stops the schema just
+before that migration, to measure the same calls without its indexes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from benchmarks import catalogue, data
+from sets_db import services
+from sets_db.db import close_db, init_db
+from sets_db.migrator import migrate
+
+USER = catalogue.HEAVY_USER
+Call = Callable[[], Awaitable[Any]]
+
+# name -> (call, goal in ms)
+OPERATIONS: dict[str, tuple[Call, float]] = {
+    'search="star wars"': (lambda: services.list_sets(user_id=USER, search="star wars"), 5),
+    "first page by title": (lambda: services.list_sets(user_id=USER, sort="title"), 5),
+    "first page by total_cost": (lambda: services.list_sets(user_id=USER, sort="total_cost"), 5),
+    "first page by piece_count": (
+        lambda: services.list_sets(user_id=USER, sort="piece_count"),
+        5,
+    ),
+    "first page by release_date": (
+        lambda: services.list_sets(user_id=USER, sort="release_date"),
+        5,
+    ),
+    "first page by purchase_date": (
+        lambda: services.list_sets(user_id=USER, sort="purchase_date"),
+        5,
+    ),
+    "theme filter (Star Wars)": (lambda: services.list_sets(user_id=USER, themes="Star Wars"), 5),
+    "default first page": (lambda: services.list_sets(user_id=USER), 5),
+    "collection_stats": (lambda: services.collection_stats(user_id=USER), 10),
+    "list_themes": (lambda: services.list_themes(user_id=USER), 10),
+    "list_tags": (lambda: services.list_tags(user_id=USER), 10),
+}
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.heavy", description=__doc__)
+    parser.add_argument("--server", default="postgres://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--sets", type=int, default=20_000, help="the heavy owner's sets")
+    parser.add_argument("--background", type=int, default=30_000, help="other owners' sets")
+    parser.add_argument("--calls", type=int, default=15, help="timed warm calls each")
+    parser.add_argument("--writes", type=int, default=200, help="timed create_set calls")
+    parser.add_argument("--before-migration", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=20261127)
+    return parser.parse_args(argv)
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def _load(conn: Any, args: argparse.Namespace) -> None:
+    rng = random.Random(args.seed)
+    rows = catalogue.catalogue(args.seed, args.sets)
+    numbers = data.set_numbers(rng)
+    others = [data.set_row(rng, numbers) for _ in range(args.background)]
+    owners = [USER] * len(rows) + data.owners(rng, data.user_ids(300), len(others))
+    sets, images = data.copy_records(rng, rows + others, owners)
+    await conn.copy_records_to_table("sets", records=sets, columns=data.SET_COLUMNS)
+    await conn.copy_records_to_table("set_images", records=images, columns=data.IMAGE_COLUMNS)
+    await conn.execute("VACUUM ANALYZE sets")
+    await conn.execute("VACUUM ANALYZE set_images")
+
+
+async def _p50(call: Call, calls: int) -> float:
+    for _ in range(8):  # past the prepared statement's switch to a generic plan
+        await call()
+    timings = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        await call()
+        timings.append(time.perf_counter() - started)
+    return 1000 * statistics.median(timings)
+
+
+async def _writes(args: argparse.Namespace) -> dict[str, float]:
+    """create_set p50, and import_sets of 10k catalogue rows against a bare COPY of them."""
+    rows = catalogue.catalogue(args.seed + 1, 10_000)
+    timings = []
+    for i in range(args.writes):
+        started = time.perf_counter()
+        await services.create_set(user_id="bench-writer", data=rows[i])
+        timings.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    await services.import_sets(user_id="bench-importer", rows=rows)
+    imported = time.perf_counter() - started
+    return {
+        "create_set p50 ms": 1000 * statistics.median(timings),
+        "import_sets 10k s": imported,
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, float]:
+    name = f"sets_db_bench_heavy_{secrets.token_hex(4)}"
+    url = urlunsplit(urlsplit(args.server)._replace(path="/" + name))
+    admin = await asyncpg.connect(args.server.replace("postgres://", "postgresql://", 1))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        await _migrate(url, args.before_migration)
+        conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+        try:
+            await _load(conn, args)
+        finally:
+            await conn.close()
+        await init_db(url)
+        try:
+            results = {op: await _p50(call, args.calls) for op, (call, _) in OPERATIONS.items()}
+            return {**results, **await _writes(args)}
+        finally:
+            await close_db()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def _migrate(url: str, before: int | None) -> None:
+    if before is None:
+        await migrate(url)
+    else:
+        await asyncio.to_thread(_upgrade_before, url, before)
+
+
+def _upgrade_before(url: str, before: int) -> None:
+    """The history up to (not including) migration ``before``: aerich on a copy of it."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as folder:
+        project = Path(folder)
+        for item in ("pyproject.toml", "aerich.ini"):
+            shutil.copy(root / item, project / item)
+        shutil.copytree(root / "migrations", project / "migrations")
+        for path in (project / "migrations" / "models").glob("*.py"):
+            number = path.name.split("_", 1)[0]
+            if number.isdigit() and int(number) >= before:
+                path.unlink()
+        aerich = Path(sys.executable).with_name("aerich")
+        env = {"DATABASE_URL": url, "PYTHONPATH": str(root), "PATH": os.defpath}
+        subprocess.run([str(aerich), "upgrade"], cwd=project, env=env, check=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _arguments(argv)
+    results = asyncio.run(run(args))
+    print(f"\nheavy collector: {args.sets:,} sets in one owner's collection")
+    print(f"p50 of {args.calls} warm calls, ms")
+    for operation, value in results.items():
+        goal = OPERATIONS[operation][1] if operation in OPERATIONS else None
+        mark = "" if goal is None else (" ok" if value <= goal else f" (goal {goal} ms)")
+        print(f"  {operation:<30} {value:8.2f}{mark}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Migration 5's indexes serve the heavy collector's calls, and cost no legal row its place.
+
+The data set: one owner with 6,000 sets (a collection big enough for PostgreSQL to prefer an
+index over reading and sorting all of it) and 300 ordinary owners with 20 each, made on the
+server in one statement, VACUUMed (the visibility map an index-only scan needs, as
+autovacuum keeps it) and ANALYZEd. Each statement is EXPLAINed with its real parameters and
+as the generic plan a prepared statement switches to after five calls.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from sets_db.migrator import migrate
+from sets_db.schemas import SetQuery, SortKey
+from sets_db.services import collection
+from sets_db.services.listing import build_page_sql
+from tests.pg import MIGRATIONS_DIR, connect, create_database, drop_database
+
+HEAVY = "heavy-collector"
+
+LOAD_SQL = f"""
+INSERT INTO sets (user_id, title, set_number, theme, tags, piece_count, release_date,
+                  purchase_date, purchase_price, tax, shipping, is_built, quantity, created_at)
+SELECT CASE WHEN g <= 6000 THEN '{HEAVY}' ELSE 'owner-' || g % 300 END,
+       CASE WHEN g % 400 = 0 THEN 'Star Wars Advent Calendar ' || g
+            ELSE (ARRAY['Imperial', 'Modular', 'Police', 'Medieval'])[1 + g % 4] || ' '
+                 || (ARRAY['Castle', 'Station', 'Train', 'Harbor', 'Temple'])[1 + g % 5]
+                 || ' ' || g END,
+       (10000 + g)::text || '-1',
+       (ARRAY['Gear', 'Star Wars', 'City', 'Technic', 'Books', NULL])[1 + g % 6],
+       (ARRAY['sealed', 'display', 'gift', 'retired', 'used'])[1 + g % 3:2 + g % 4],
+       NULLIF(g % 5000, 0), timestamptz '1970-01-01' + g * interval '3 days',
+       timestamptz '2000-01-01' + g * interval '1 day',
+       (g % 85000) / 100.0, (g % 7000) / 100.0, NULL, g % 2 = 0, 1,
+       timestamptz '2021-01-01' + g * interval '13 minutes'
+FROM generate_series(1, 12000) AS g;
+"""
+
+
+@pytest.fixture(scope="module")
+async def heavy_db(server_url: str) -> AsyncIterator[Any]:
+    url = await create_database(server_url, "heavy")
+    try:
+        await migrate(url)
+        conn = await connect(url)
+        try:
+            await conn.execute(LOAD_SQL)
+            await conn.execute("VACUUM ANALYZE sets")
+            yield conn
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(url)
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+async def _index_scans(conn: Any, sql: str, values: list[Any], *, generic: bool) -> set[str]:
+    """(node type, index) of every index the plan reads ``sets`` through."""
+    mode = "force_generic_plan" if generic else "force_custom_plan"
+    async with conn.transaction():
+        await conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+        raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *values)
+    plan = json.loads(raw)[0]["Plan"]
+    return {f"{n['Node Type']} {n['Index Name']}" for n in _nodes(plan) if "Index Name" in n}
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+async def test_search_uses_the_trigram_index(heavy_db: Any, generic: bool) -> None:
+    sql, values = build_page_sql(SetQuery(search="star wars"), HEAVY)
+    scans = await _index_scans(heavy_db, sql, values, generic=generic)
+    assert "Bitmap Index Scan sets_search_trgm_idx" in scans, scans
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+@pytest.mark.parametrize(
+    ("sort", "index"),
+    [
+        ("total_cost", "sets_user_total_cost_idx"),
+        ("piece_count", "sets_user_piece_count_idx"),
+        ("release_date", "sets_user_release_date_idx"),
+        ("purchase_date", "sets_user_purchase_date_idx"),
+    ],
+)
+async def test_a_sorted_first_page_walks_its_index(
+    heavy_db: Any, sort: SortKey, index: str, generic: bool
+) -> None:
+    sql, values = build_page_sql(SetQuery(sort=sort), HEAVY)
+    scans = await _index_scans(heavy_db, sql, values, generic=generic)
+    assert f"Index Scan {index}" in scans, scans
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+@pytest.mark.parametrize(
+    "sql", [collection.STATS_SQL, collection.THEMES_SQL], ids=["stats", "themes"]
+)
+async def test_stats_and_themes_read_only_the_covering_index(
+    heavy_db: Any, sql: str, generic: bool
+) -> None:
+    scans = await _index_scans(heavy_db, sql, [HEAVY], generic=generic)
+    assert scans == {"Index Only Scan sets_user_theme_totals_idx"}, scans
+
+
+async def test_the_largest_legal_row_still_fits_every_index(heavy_db: Any) -> None:
+    """Four-byte characters at every length limit: no index entry outgrows a btree page."""
+    wide = "\U0001f9f1"  # one brick, four bytes in UTF-8
+    row = await heavy_db.fetchrow(
+        "INSERT INTO sets (user_id, title, set_number, theme, tags) VALUES ($1, $2, $3, $3, $4)"
+        " RETURNING octet_length(user_id) + octet_length(title) AS bytes",
+        wide * 255,
+        "".join(chr(0x1F000 + n) for n in range(500)),  # incompressible
+        "".join(chr(0x1F600 + n) for n in range(200)),
+        ["".join(chr(0x1F300 + k * 50 + n) for n in range(50)) for k in range(50)],
+    )
+    assert row["bytes"] == 4 * (255 + 500)
+
+
+def test_the_migration_builds_concurrently_and_its_downgrade_drops_everything() -> None:
+    [path] = MIGRATIONS_DIR.glob("5_*_heavy_collector_indexes.py")
+    spec = importlib.util.spec_from_file_location("_heavy_collector_indexes", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.RUN_IN_TRANSACTION is False
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS" in path.read_text()
+
+
+async def test_downgrade_sql_names_every_index(heavy_db: Any) -> None:
+    [path] = MIGRATIONS_DIR.glob("5_*_heavy_collector_indexes.py")
+    spec = importlib.util.spec_from_file_location("_heavy_collector_indexes_down", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    downgrade = await module.downgrade(None)
+    present = {
+        row["indexname"]
+        for row in await heavy_db.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'sets'")
+    }
+    assert set(module.INDEXES) <= present
+    for name in module.INDEXES:
+        assert f'DROP INDEX IF EXISTS "{name}";' in downgrade
