@@ -156,7 +156,7 @@ async def run(server: str, megabytes: int) -> None:
 async def _bare_copy(url: str, path: Path) -> float:
     """Seconds for COPYing the file's sets and images, records built before the clock."""
     with read_rows(path, "csv") as file:
-        sets, errors, _ = check_rows(list(file.rows), csv_cells=True)
+        sets, errors = check_rows(list(file.rows), csv_cells=True)
     assert not errors
     set_records, image_records = copy_records("bare-user", sets)
     del sets

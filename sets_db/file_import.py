@@ -56,7 +56,7 @@ async def _checked_batches(
     with progress(file.size) as advance:
         batch: RecordBatch = ([], [])
         while rows := list(islice(file.rows, SLICE_ROWS)):
-            sets, errors, _ = check_rows(rows, csv_cells=file.format == "csv")
+            sets, errors = check_rows(rows, csv_cells=file.format == "csv")
             report.add(len(sets), errors)
             # Once a row failed nothing will be written: records would only be thrown away.
             if user_id and not report.problems:

@@ -422,21 +422,17 @@ def _column(location: tuple[int | str, ...]) -> str:
     return str(location[0])
 
 
-def check_rows(
-    rows: list[FileRow], *, csv_cells: bool
-) -> tuple[list[SetCreate], list[RowError], int]:
-    """A batch of file rows checked: the valid sets, the errors, and how many rows failed."""
+def check_rows(rows: list[FileRow], *, csv_cells: bool) -> tuple[list[SetCreate], list[RowError]]:
+    """A batch of file rows checked: the valid sets and the errors of the others."""
     sets: list[SetCreate] = []
     errors: list[RowError] = []
-    failed = 0
     for number, record in rows:
         checked = check_row(number, record, csv_cells=csv_cells)
         if isinstance(checked, list):
             errors += checked
-            failed += 1
         else:
             sets.append(checked)
-    return sets, errors, failed
+    return sets, errors
 
 
 # --- export ---------------------------------------------------------------------------------

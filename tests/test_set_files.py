@@ -91,7 +91,7 @@ def write(items: list[SetOut], file_format: Format, path: Path) -> Path:
 
 def read(path: Path, file_format: Format) -> tuple[list[SetCreate], list[RowError]]:
     with read_rows(path, file_format) as file:
-        sets, errors, _ = check_rows(list(file.rows), csv_cells=file_format == "csv")
+        sets, errors = check_rows(list(file.rows), csv_cells=file_format == "csv")
     return sets, errors
 
 
