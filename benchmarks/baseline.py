@@ -3,6 +3,7 @@ round trips we know how to write, with no DTOs (plain asyncpg Records)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -64,8 +65,13 @@ SELECT s.*, {IMAGES} FROM s
 """
 
 
+async def _no_reset(conn: Any) -> None:
+    """The floor keeps no session state either: without this, asyncpg's default reset (one
+    more round trip on every release) would put the floor above sets-db, which skips it."""
+
+
 async def pool(dsn: str, size: int) -> Pool:
-    return await asyncpg.create_pool(dsn, min_size=size, max_size=size)
+    return await asyncpg.create_pool(dsn, min_size=size, max_size=size, reset=_no_reset)
 
 
 async def get_set(pool: Pool, user_id: str, set_id: UUID) -> Any:
@@ -88,6 +94,18 @@ async def filtered_page(
     pool: Pool, user_id: str, theme: str, tag: str, search: str, limit: int = 50
 ) -> Any:
     return await pool.fetch(FILTERED_PAGE, user_id, limit + 1, theme, [tag], like(search))
+
+
+STAT_SUMS = ("set_count", "total_quantity", "total_pieces", "built_count", "money_spent")
+
+
+def totalled(themes: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The whole collection's row from per-theme rows (what a peer without ROLLUP adds up)."""
+    total: dict[str, Any] = dict.fromkeys(STAT_SUMS, 0)
+    for row in themes:
+        for name in STAT_SUMS:
+            total[name] += row[name] or 0
+    return total
 
 
 async def collection_stats(pool: Pool, user_id: str) -> Any:

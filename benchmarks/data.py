@@ -166,30 +166,9 @@ def copy_records(
     for row, user_id in zip(rows, owner_ids, strict=True):
         set_id = uuid.UUID(int=rng.getrandbits(128), version=4)
         created = EPOCH + timedelta(seconds=rng.randint(0, SPAN_SECONDS))
-        sets.append(
-            (
-                set_id,
-                user_id,
-                row["title"],
-                row["set_number"],
-                row["store"],
-                row["source_url"],
-                row["piece_count"],
-                row["release_date"],
-                row["theme"],
-                row["tags"],
-                row["notes"],
-                row["is_built"],
-                row["quantity"],
-                row["purchase_price"],
-                row["tax"],
-                row["shipping"],
-                row["purchase_date"],
-                None,
-                created,
-                created,
-            )
-        )
+        # By name: import_sets' column order is its own business.
+        values = [row.get(column) for column in transfer.SET_COLUMNS[2:]]
+        sets.append((set_id, user_id, *values, created, created))
         images.extend(
             (set_id, image["image_url"], image["thumbnail_url"], position, created)
             for position, image in enumerate(row["images"])

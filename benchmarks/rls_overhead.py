@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from sets_db import close_db, init_db, migrate
-from sets_db.config import server_url_for_tests
+from sets_db.config import server_url_for_tests, settings
 from sets_db.services import create_set, get_set, import_sets, list_sets
 from tests.pg import create_database, drop_database
 
@@ -56,10 +56,13 @@ async def main(server: str) -> None:
             on: list[float] = []
             for _ in range(ROUNDS):
                 os.environ.pop("SETS_DB_RLS_ROLE", None)
+                settings.cache_clear()
                 off.append(await _timed(call))
                 os.environ["SETS_DB_RLS_ROLE"] = "sets_db_app"
+                settings.cache_clear()
                 on.append(await _timed(call))
             os.environ.pop("SETS_DB_RLS_ROLE", None)
+            settings.cache_clear()
             base, rls = statistics.median(off), statistics.median(on)
             print(f"{name:28} {base:8.0f} {rls:8.0f} {rls / base:6.2f}")
         await close_db()

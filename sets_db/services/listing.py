@@ -29,7 +29,7 @@ from sets_db.schemas import (
     storable_text,
     validated,
 )
-from sets_db.services.rows import SETS, set_columns, set_with_images, to_set
+from sets_db.services.rows import SETS, set_columns, set_with_images, to_sets
 from sets_db.sessions import owner_read
 
 
@@ -224,6 +224,6 @@ async def list_sets(
     sql, values = build_page_sql(query, user_id)
     async with owner_read(user_id) as session:
         rows = await session.raw.fetch(sql, *values)
-    items = [to_set(row) for row in rows[: query.limit]]
+    items = to_sets(rows[: query.limit])
     more = len(rows) > query.limit
     return SetPage(items=items, next_cursor=_encode_cursor(query, items[-1]) if more else None)

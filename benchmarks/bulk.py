@@ -1,0 +1,138 @@
+"""The bulk jobs of ``python -m benchmarks``: ``import_sets`` against a bare COPY of the same
+rows, and the peak memory of streaming a whole collection out with ``export_sets``."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import random
+import statistics
+import sys
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks import data
+from sets_db import services
+from sets_db.services import transfer
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _bare_records(user_id: str, rows: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    sets: list[Any] = []
+    images: list[Any] = []
+    for row in rows:
+        set_id = uuid.uuid4()
+        values = [row.get(column) for column in transfer.SET_COLUMNS[2:]]
+        sets.append((set_id, user_id, *values))
+        images.extend(
+            (set_id, image["image_url"], image["thumbnail_url"], position)
+            for position, image in enumerate(row["images"])
+        )
+    return sets, images
+
+
+async def import_vs_copy(pool: Any, *, count: int, rounds: int, seed: int) -> dict[str, Any]:
+    """import_sets (validation + COPY) against a bare COPY of the same, ready-made records."""
+    rng = random.Random(seed + 2)
+    numbers = data.set_numbers(rng)
+    rows = [data.set_row(rng, numbers) for _ in range(count)]
+    images = sum(len(row["images"]) for row in rows)
+
+    async def clear(user_id: str) -> None:
+        async with pool.acquire() as conn:
+            await conn.execute("DELETE FROM sets WHERE user_id = $1", user_id)
+            await conn.execute("VACUUM sets")
+            await conn.execute("VACUUM set_images")
+
+    async def via_service() -> float:
+        started = time.perf_counter()
+        await services.import_sets(user_id="bench-import", rows=rows)
+        return time.perf_counter() - started
+
+    async def bare() -> float:
+        sets, image_records = _bare_records("bench-copy", rows)
+        started = time.perf_counter()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.copy_records_to_table("sets", records=sets, columns=transfer.SET_COLUMNS)
+            await conn.copy_records_to_table(
+                "set_images", records=image_records, columns=transfer.IMAGE_COLUMNS
+            )
+        return time.perf_counter() - started
+
+    service_times: list[float] = []
+    bare_times: list[float] = []
+    for round_number in range(rounds):
+        steps = [("bench-import", via_service, service_times), ("bench-copy", bare, bare_times)]
+        for user_id, step, times in steps if round_number % 2 == 0 else steps[::-1]:
+            await clear(user_id)
+            times.append(await step())
+            _say(f"  {user_id}: {times[-1]:.2f}s")
+    await clear("bench-copy")
+    service_s, bare_s = statistics.median(service_times), statistics.median(bare_times)
+    return {
+        "sets": len(rows),
+        "images": images,
+        "import_sets_seconds": service_s,
+        "bare_copy_seconds": bare_s,
+        "import_sets_per_second": len(rows) / service_s,
+        "bare_copy_sets_per_second": len(rows) / bare_s,
+        "import_vs_bare_copy": bare_s / service_s,
+    }
+
+
+def _reset_peak_rss() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # resets the RSS high-water mark (VmHWM)
+
+
+def _rss_kib(field: str) -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return None
+
+
+async def export_memory(user_id: str, expected: int) -> dict[str, Any]:
+    """Peak memory while streaming the whole collection of one owner (``expected`` sets)."""
+
+    async def drain() -> int:
+        count = 0
+        async for _ in services.export_sets(user_id=user_id):
+            count += 1
+        return count
+
+    await drain()  # warm: pool connection, prepared statement, DTO classes
+    gc.collect()
+    tracemalloc.start()
+    before, _ = tracemalloc.get_traced_memory()
+    started = time.perf_counter()
+    count = await drain()
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == expected, (count, expected)
+
+    gc.collect()
+    rss_growth = None
+    with contextlib.suppress(OSError):
+        _reset_peak_rss()
+        rss_before = _rss_kib("VmRSS")
+        untraced_started = time.perf_counter()
+        await drain()
+        untraced = time.perf_counter() - untraced_started
+        peak_rss = _rss_kib("VmHWM")
+        if rss_before is not None and peak_rss is not None:
+            rss_growth = (peak_rss - rss_before) / 1024
+    return {
+        "sets": count,
+        "python_heap_peak_growth_mb": (peak - before) / 2**20,
+        "rss_peak_growth_mb": rss_growth,
+        "seconds_traced": elapsed,
+        "sets_per_second": count / untraced if rss_growth is not None else count / elapsed,
+    }
