@@ -1,14 +1,18 @@
 """``sets-db``: the command line (typer for commands, rich for tables and progress bars).
 
 Every command first says which database it uses (password hidden), on stderr so that
-``sets-db export`` can stream to stdout. Expected failures (a sets-db error, a bad file, an
-unreachable server) print one ``error:`` line and exit 1, without a traceback.
+``sets-db export`` can stream to stdout. Expected failures (a sets-db error, a bad setting, a
+bad file, an unreachable server) print one ``error:`` line and exit 1, without a traceback;
+usage errors exit 2 (typer's convention). Nothing here reads a setting at import time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import io
 import os
+import re
 import sys
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -16,7 +20,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TextIO, TypeVar
 
-import asyncpg
 import typer
 from rich.console import Console
 from rich.progress import Progress
@@ -28,10 +31,10 @@ from sets_db.config import ResolvedDatabase, resolve_database, settings
 from sets_db.db import lifespan
 from sets_db.embedded import EmbeddedServerError
 from sets_db.errors import InvalidInputError, SetNotFoundError, SetsDbError
+from sets_db.file_import import ImportReport, check_file, import_file
 from sets_db.migrator import applied_versions, migrate, migration_versions, pending_or_drift
-from sets_db.schemas import CollectionStats, SetCreate, SetOut
-from sets_db.set_files import Format, RowError, SetFileError, Writer, detect_format, parse_all
-from sets_db.set_files import read_records as read_set_records
+from sets_db.schemas import CollectionStats, SetOut, checked_user_id
+from sets_db.set_files import Format, OpenFile, SetFileError, Writer, detect_format, read_rows
 
 T = TypeVar("T")
 
@@ -45,9 +48,6 @@ app = typer.Typer(
 out = Console(markup=False, highlight=False)
 err = Console(stderr=True, markup=False, highlight=False, soft_wrap=True)
 
-# A file with more rows than this gets a progress bar.
-PROGRESS_THRESHOLD = 500
-
 User = Annotated[str, typer.Option("--user", "-u", help="The owner's id (Cognito sub).")]
 
 
@@ -56,15 +56,16 @@ class CliError(Exception):
 
 
 # Everything that is the user's or the environment's fault, not a bug: one line, exit 1.
-_EXPECTED = (
-    CliError,
-    SetsDbError,
-    SetFileError,
-    EmbeddedServerError,
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-)
+_EXPECTED = (CliError, SetsDbError, SetFileError, EmbeddedServerError, OSError)
+
+# Control characters (C0, DEL, C1) and the bidirectional overrides: stored text is shown,
+# never obeyed by the terminal (an escape sequence in a theme name must not recolour it).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\x1b``)."""
+    return _UNSAFE.sub(lambda match: repr(match.group())[1:-1], text)
 
 
 @contextmanager
@@ -73,14 +74,21 @@ def _clean_errors() -> Iterator[None]:
         yield
     except _EXPECTED as error:
         detail = error.detail if isinstance(error, SetsDbError) else str(error)
-        err.print(f"error: {detail or type(error).__name__}")
+        err.print(f"error: {shown(detail or type(error).__name__)}")
         raise typer.Exit(1) from None
 
 
 def _database() -> ResolvedDatabase:
     database = resolve_database()
-    err.print(f"database: {database.describe()}")
+    err.print(f"database: {shown(database.describe())}")
     return database
+
+
+def _owner(user: str) -> str:
+    try:
+        return checked_user_id(user)
+    except InvalidInputError as error:
+        raise CliError(f"--user {error.errors[0].message}") from None
 
 
 def _migration_url(database: ResolvedDatabase) -> str:
@@ -145,7 +153,9 @@ async def _demo(url: str, migration_url: str) -> None:
             stranger_view = "VISIBLE (ownership is broken!)"
         except SetNotFoundError as error:
             stranger_view = f"SetNotFoundError: {error.detail}"
-        isolation.add_row(str(target.id), target.title, f"found: {owner_view.title}", stranger_view)
+        isolation.add_row(
+            str(target.id), shown(target.title), f"found: {shown(owner_view.title)}", stranger_view
+        )
         out.print(isolation)
         if not stranger_view.startswith("SetNotFoundError"):
             raise CliError(f"{user_b} could read {user_a}'s set")
@@ -162,26 +172,26 @@ def _sets_table(title: str, items: list[SetOut]) -> Table:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for item in items:
         table.add_row(
-            item.set_number or "",
-            item.title,
-            item.theme or "",
+            shown(item.set_number or ""),
+            shown(item.title),
+            shown(item.theme or ""),
             "" if item.piece_count is None else f"{item.piece_count:,}",
             "yes" if item.is_built else "no",
             str(item.quantity),
             _money(item.purchase_price),
-            ", ".join(item.tags),
+            shown(", ".join(item.tags)),
             str(len(item.images)),
         )
     return table
 
 
 def _stats_table(user_id: str, stats: CollectionStats) -> Table:
-    table = Table(title=f"Stats of {user_id}")
+    table = Table(title=f"Stats of {shown(user_id)}")
     for column in ("theme", "sets", "quantity", "pieces", "money spent"):
         table.add_column(column, justify="left" if column == "theme" else "right")
     for theme in stats.themes:
         table.add_row(
-            theme.theme or "(no theme)",
+            shown(theme.theme) if theme.theme is not None else "(no theme)",
             str(theme.set_count),
             str(theme.total_quantity),
             f"{theme.total_pieces:,}",
@@ -289,6 +299,7 @@ def _confirmed_server_zone(url: str, *, confirmed: bool) -> str:
 def stats(user: User) -> None:
     """The collection stats of one user, in total and per theme."""
     with _clean_errors():
+        user = _owner(user)
         database = _database()
         out.print(_stats_table(user, _run(_stats(database.url, user))))
 
@@ -318,60 +329,51 @@ def import_command(
 ) -> None:
     """Import sets for a user: all rows or, if any row is invalid, none."""
     with _clean_errors():
-        records = read_set_records(file, detect_format(file, file_format))
-        rows, errors = _validate(records)
-        if errors:
-            for error in errors:
-                err.print(str(error))
-            raise CliError(f"{file}: {len(errors)} problem(s) found; nothing was imported")
-        if dry_run:
-            err.print("database: none (a dry run only validates the file)")
-            out.print(f"{file}: {len(rows)} set(s) are valid; nothing was imported (dry run)")
-            return
-        database = _database()
-        count = _run(_import(database.url, user, rows))
-        out.print(f"imported {count} set(s) for {user}")
-
-
-def _validate(records: list[dict[str, Any]]) -> tuple[list[SetCreate], list[RowError]]:
-    rows: list[SetCreate] = []
-    errors: list[RowError] = []
-    with _progress(len(records), "validating") as advance:
-        for _, parsed in parse_all(records):
-            if isinstance(parsed, list):
-                errors += parsed
+        user = _owner(user)
+        with read_rows(file, detect_format(file, file_format)) as opened:
+            if dry_run:
+                err.print("database: none (a dry run only validates the file)")
+                report = _run(check_file(opened, progress=_progress))
             else:
-                rows.append(parsed)
-            advance()
-    return rows, errors
+                report = _run(_import(_database().url, user, opened))
+        _reject_if_invalid(file, report)
+        if dry_run:
+            out.print(f"{file}: {report.rows} set(s) are valid; nothing was imported (dry run)")
+        else:
+            out.print(f"imported {report.rows} set(s) for {shown(user)}")
+
+
+def _reject_if_invalid(file: Path, report: ImportReport) -> None:
+    if not report.problems:
+        return
+    for error in report.errors:
+        err.print(shown(str(error)))
+    if report.problems > len(report.errors):
+        err.print(f"(the first {len(report.errors)} of {report.problems} problems are listed)")
+    raise CliError(f"{file}: {report.problems} problem(s) found; nothing was imported")
+
+
+# A file larger than this gets a progress bar.
+PROGRESS_THRESHOLD_BYTES = 1024 * 1024
 
 
 @contextmanager
-def _progress(total: int, label: str) -> Iterator[Any]:
-    if total < PROGRESS_THRESHOLD:
-        yield lambda: None
+def _progress(total_bytes: int) -> Iterator[Any]:
+    """A callback that moves the bar to the number of bytes read so far."""
+    if total_bytes < PROGRESS_THRESHOLD_BYTES or not err.is_terminal:
+        yield lambda done: None
         return
     with Progress(console=err, transient=True) as progress:
-        task = progress.add_task(label, total=total)
-        yield lambda: progress.advance(task)
+        task = progress.add_task("importing", total=total_bytes)
+        yield lambda done: progress.update(task, completed=done)
 
 
-async def _import(url: str, user_id: str, rows: list[SetCreate]) -> int:
+async def _import(url: str, user_id: str, file: OpenFile) -> ImportReport:
     async with _connected(url):
-        with _progress(len(rows), "importing") as advance:
-
-            def counted() -> Iterator[SetCreate]:
-                for row in rows:
-                    yield row
-                    advance()
-
-            try:
-                await services.import_sets(user_id=user_id, rows=counted())
-            except InvalidInputError as error:
-                for field_error in error.errors:
-                    err.print(f"{field_error.field}: {field_error.message}")
-                raise CliError(f"{len(error.errors)} problem(s); nothing was imported") from None
-    return len(rows)
+        # What exists now lives until the command ends: frozen, the garbage collector does
+        # not rescan it in every full collection (each one held the event loop ~60 ms).
+        gc.freeze()
+        return await import_file(user_id, file, progress=_progress)
 
 
 @app.command("export")
@@ -384,28 +386,71 @@ def export_command(
 ) -> None:
     """Stream a user's collection as CSV or JSON (the format `import` reads)."""
     with _clean_errors():
+        user = _owner(user)
+        if output is not None:
+            _check_output(output)
         database = _database()
         if output is None:
-            count = _run(_export(database.url, user, sys.stdout, file_format))
+            count = _to_stdout(database.url, user, file_format)
+            if count is None:
+                return  # the reader went away (`| head`): nothing left to say, and no one to hear
         else:
-            # Written next to the target and renamed at the end: no half-written file.
-            partial = output.with_name(output.name + ".partial")
-            try:
-                with partial.open("w", encoding="utf-8", newline="") as stream:
-                    count = _run(_export(database.url, user, stream, file_format))
-                os.replace(partial, output)
-            finally:
-                partial.unlink(missing_ok=True)
-        err.print(f"exported {count} set(s) of {user}")
+            count = _to_file(database.url, user, output, file_format)
+        err.print(f"exported {count} set(s) of {shown(user)}")
+
+
+def _check_output(output: Path) -> None:
+    if output.name in {"", ".", ".."} or output.is_dir():
+        raise CliError(f"--output {str(output)!r} is a directory; give a file name")
+
+
+def _to_file(url: str, user_id: str, output: Path, file_format: Format) -> int:
+    # Written next to the target and renamed at the end: no half-written file.
+    partial = output.with_name(output.name + ".partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as stream:
+            count = _run(_export(url, user_id, stream, file_format))
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
+
+
+def _to_stdout(url: str, user_id: str, file_format: Format) -> int | None:
+    """The number of sets written, or None when stdout was closed before the end."""
+    stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+    try:
+        count = _run(_export(url, user_id, stream, file_format))
+        stream.flush()
+    except BrokenPipeError:
+        # Later flushes (ours at exit, Python's) would fail again: point stdout at nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return None
+    finally:
+        stream.detach()
+    return count
 
 
 async def _export(url: str, user_id: str, stream: TextIO, file_format: Format) -> int:
     async with _connected(url):
         writer = Writer(stream, file_format)
-        async for item in services.export_sets(user_id=user_id):
-            writer.write(item)
+        items = services.export_sets(user_id=user_id)
+        try:
+            async for item in items:
+                writer.write(item)
+        finally:
+            # Closed here, in this task, also when the reader went away mid-way.
+            await _close(items)
         writer.close()
     return writer.count
+
+
+async def _close(items: AsyncIterator[Any]) -> None:
+    close = getattr(items, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def main() -> None:

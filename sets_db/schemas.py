@@ -7,6 +7,7 @@ bound here is cheaper than a surprise in the database.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,8 +18,10 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
     model_validator,
@@ -58,12 +61,6 @@ _HTTP_URL = re.compile(
 )
 
 
-def _http_url(value: str) -> str:
-    if not _HTTP_URL.fullmatch(value):
-        raise ValueError("must be an http(s) URL")
-    return value
-
-
 def _in_range(value: datetime) -> datetime:
     if not EARLIEST <= value < LATEST:
         raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year}")
@@ -75,32 +72,144 @@ def _unique_tags(tags: list[str]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-_NoNul = AfterValidator(storable_text)
+# C0 and C1 control characters (and DEL); notes may hold tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NOTES_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Unicode categories a reader can see: letters, numbers, punctuation, symbols, private use.
+# A zero-width space (Cf), a lone combining mark (Mn/Me/Mc) or a space shows nothing.
+_VISIBLE_GROUPS = frozenset("LNPS")
+
+
+def _visible(value: str) -> bool:
+    return any(
+        (category := unicodedata.category(char))[0] in _VISIBLE_GROUPS or category == "Co"
+        for char in value
+    )
+
+
+def _checked_text(value: str, control: re.Pattern[str]) -> str:
+    # One search finds NUL and every other control character; plain ASCII text without them
+    # is visible as soon as it is not empty (it is stripped already).
+    if control.search(value):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        raise ValueError("must not contain control characters")
+    if value.isascii():
+        return value
+    storable_text(value)
+    if value and not _visible(value):
+        raise ValueError("must contain a visible character")
+    return value
+
+
+def line_text(value: str) -> str:
+    """One-line text (a title, a tag, a store): storable, no control characters, visible."""
+    return _checked_text(value, _CONTROL)
+
+
+def notes_text(value: str) -> str:
+    """Multi-line text: tabs and line breaks allowed, other control characters not."""
+    return _checked_text(value, _NOTES_CONTROL)
+
+
+def _url(value: str) -> str:
+    if not _HTTP_URL.fullmatch(value):
+        raise ValueError("must be an http(s) URL")
+    return value if value.isascii() else storable_text(value)
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
+def _integer_only(value: Any) -> Any:
+    # bool is an int subclass (True would store 1); "1_000" and " 7 " are Python's int()
+    # syntax, not a number a user wrote; floats are refused even when whole.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be an integer")
+    if isinstance(value, str) and not _INTEGER.fullmatch(value):
+        raise ValueError("must be an integer written with digits only")
+    return value
+
+
+def _money_only(value: Any) -> Any:
+    # A float is already rounded (0.1 is not 1/10): money is Decimal, int or a string.
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | str):
+        raise ValueError('must be a Decimal or a decimal string such as "12.30"')
+    if isinstance(value, str) and "_" in value:
+        raise ValueError("must be a decimal number written with digits only")
+    return value
+
+
+def _moment_only(value: Any) -> Any:
+    # A number would be read as seconds since 1970.
+    if not isinstance(value, datetime | str):
+        raise ValueError("must be a datetime or an ISO 8601 string")
+    return value
+
+
+def _uuid_only(value: Any) -> Any:
+    # 16 raw bytes would be read as a UUID's binary form.
+    if not isinstance(value, UUID | str):
+        raise ValueError("must be a UUID or its text form")
+    return value
+
+
+def _ordered(value: Any) -> Any:
+    # A set has no order: the stored order (tags, image order) would be arbitrary.
+    if isinstance(value, set | frozenset | dict) or not isinstance(value, list | tuple):
+        raise ValueError("must be a list (ordered)")
+    return value
+
+
+# Strict: bytes would be decoded (b"x" -> "x"), "yes" or 1 read as True; the caller meant
+# something else.
+_Text = Strict()
+_Line = AfterValidator(line_text)
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE), _NoNul
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE),
+    _Line,
+    _Text,
 ]
 ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=MAX_SHORT_TEXT), _NoNul
+    str, StringConstraints(strip_whitespace=True, max_length=MAX_SHORT_TEXT), _Line, _Text
 ]
-Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_NOTES), _NoNul]
+Notes = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=MAX_NOTES),
+    AfterValidator(notes_text),
+    _Text,
+]
 Url = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_URL),
-    _NoNul,
-    AfterValidator(_http_url),
+    AfterValidator(_url),
+    _Text,
 ]
 Tag = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TAG), _NoNul
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TAG), _Line, _Text
 ]
-Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_unique_tags)]
+Tags = Annotated[
+    list[Tag],
+    Field(max_length=MAX_TAGS),
+    AfterValidator(_unique_tags),
+    BeforeValidator(_ordered),
+]
 # numeric(10,2): reject what the column would round or overflow, never round silently.
-Money = Annotated[Decimal, Field(ge=0, max_digits=10, decimal_places=2, allow_inf_nan=False)]
-Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
-PieceCount = Annotated[int, Field(ge=0, le=10_000_000)]
-Quantity = Annotated[int, Field(ge=1, le=1_000_000)]
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=10, decimal_places=2, allow_inf_nan=False),
+    BeforeValidator(_money_only),
+]
+Moment = Annotated[AwareDatetime, AfterValidator(_in_range), BeforeValidator(_moment_only)]
+Integer = BeforeValidator(_integer_only)
+PieceCount = Annotated[int, Field(ge=0, le=10_000_000), Integer]
+Quantity = Annotated[int, Field(ge=1, le=1_000_000), Integer]
+Flag = Annotated[bool, Strict()]
+Uuid = Annotated[UUID, BeforeValidator(_uuid_only)]
 # Past the last image means "at the end"; the bound only keeps it inside the int column.
 MAX_POSITION = 1_000_000
-Position = Annotated[int, Field(ge=0, le=MAX_POSITION)]
+Position = Annotated[int, Field(ge=0, le=MAX_POSITION), Integer]
 
 
 class _Input(BaseModel):
@@ -131,15 +240,17 @@ class SetFields(_Input):
     tax: Money | None = None
     shipping: Money | None = None
     purchase_date: Moment | None = None
-    wishlist_item_id: UUID | None = None
+    wishlist_item_id: Uuid | None = None
 
 
 class SetCreate(SetFields):
     title: Title
     tags: Tags = []
-    is_built: bool = False
+    is_built: Flag = False
     quantity: Quantity = 1
-    images: Annotated[list[ImageCreate], Field(max_length=MAX_IMAGES)] = []
+    images: Annotated[
+        list[ImageCreate], Field(max_length=MAX_IMAGES), BeforeValidator(_ordered)
+    ] = []
 
 
 # Columns that may not be NULL: an update may change them but not clear them.
@@ -151,7 +262,7 @@ class SetUpdate(SetFields):
 
     title: Title | None = None
     tags: Tags | None = None
-    is_built: bool | None = None
+    is_built: Flag | None = None
     quantity: Quantity | None = None
 
     @model_validator(mode="after")
@@ -257,18 +368,20 @@ MAX_PAGE_SIZE = 200
 class SetQuery(_Input):
     """Filters, order and page of ``list_sets``; every filter narrows (AND)."""
 
-    themes: Annotated[list[ShortText], Field(max_length=MAX_TAGS)] | None = None
+    themes: (
+        Annotated[list[ShortText], Field(max_length=MAX_TAGS), BeforeValidator(_ordered)] | None
+    ) = None
     # A set matches when it carries ALL of these tags.
     tags: Tags | None = None
-    is_built: bool | None = None
+    is_built: Flag | None = None
     set_number: ShortText | None = None
     # Case-insensitive substring of title or set number; % _ and quotes are literal.
     search: ShortText | None = None
     sort: SortKey = "created_at"
     # None: newest first for created_at, ascending for every other key.
-    descending: bool | None = None
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
-    cursor: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    descending: Flag | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), Integer] = DEFAULT_PAGE_SIZE
+    cursor: Annotated[str, StringConstraints(max_length=1000), _Text] | None = None
 
     @property
     def is_descending(self) -> bool:
@@ -287,7 +400,7 @@ class ImageAdd(ImageCreate):
 
 
 class ImageOrder(_Input):
-    image_ids: Annotated[list[UUID], Field(max_length=MAX_IMAGES * 10)]
+    image_ids: Annotated[list[Uuid], Field(max_length=MAX_IMAGES * 10), BeforeValidator(_ordered)]
 
 
 # --- Input checks of service arguments -------------------------------------------------------

@@ -13,24 +13,33 @@ Columns (CSV header / JSON keys); only ``title`` is required, any other may be l
 - ``tags``, ``image_urls``, ``thumbnail_urls``: lists; in CSV ``;``-separated, or a JSON
   list (``["a;b", "c"]``) when a value itself contains ``;``. ``thumbnail_urls`` is empty or
   has one entry per image (an empty entry: no thumbnail);
-- ``is_built``: true/false (also yes/no, 1/0); empty CSV cells mean "not given" (null).
+- ``is_built``: true/false (also yes/no, 1/0); empty CSV cells mean "not given" (null);
+- CSV cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+  ``@``, tab or CR) are written with a ``'`` in front, and so is a cell that starts with
+  ``'`` followed by one of those or by another ``'``; import removes that one ``'``, so the
+  mapping is exact both ways.
 
-Export writes exactly these columns, so export -> import round-trips every field (in CSV an
-empty text and a missing one are the same empty cell; JSON keeps them apart).
+Files are read as bytes and decoded as UTF-8 (a BOM is skipped); CSV line ends are the csv
+module's own business, so a ``\\r`` or ``\\r\\n`` inside a quoted cell is kept as it is.
+Reading is incremental (row by row, JSON item by item): memory does not grow with the file.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import IO, Annotated, Any, Literal, TextIO
 
 import pydantic
+from pydantic import BeforeValidator, ConfigDict, ValidationInfo, field_validator
 
 from sets_db.schemas import SetCreate, SetOut
 
@@ -60,6 +69,17 @@ _LISTS = {"tags", "image_urls", "thumbnail_urls"}
 _MONEY = {"purchase_price", "tax", "shipping"}
 _DATES = {"release_date", "purchase_date"}
 _PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+# A spreadsheet runs a cell starting with one of these as a formula.
+FORMULA_STARTS = frozenset("=+-@\t\r")
+_ESCAPE = "'"
+# An item of a JSON file: far larger than any valid set (notes, 100 images of 2 URLs), so a
+# runaway item is refused instead of buffered.
+MAX_ITEM_CHARS = 8 * 1024 * 1024
+# Digits of a JSON integer: more than any column holds, far fewer than Python's int limit.
+MAX_INT_DIGITS = 30
+_CHUNK = 64 * 1024
 
 
 class SetFileError(ValueError):
@@ -85,98 +105,308 @@ def detect_format(path: Path, given: Format | None = None) -> Format:
     raise SetFileError(f"{path}: cannot tell the format from the name; pass --format csv|json")
 
 
-def read_records(path: Path, file_format: Format) -> list[dict[str, Any]]:
-    """The file's rows as raw mappings (row 1 is the first set, the header not counted)."""
+# --- reading --------------------------------------------------------------------------------
+
+# A file row: its number (1 = the first set, the header not counted) and its raw mapping, or
+# the reason the row cannot even be split into columns.
+FileRow = tuple[int, dict[str, Any] | RowError]
+
+
+@dataclass(frozen=True)
+class OpenFile:
+    rows: Iterator[FileRow]
+    format: Format
+    size: int
+    bytes_read: Callable[[], int]
+
+
+@contextmanager
+def read_rows(path: Path, file_format: Format) -> Iterator[OpenFile]:
+    """The file's rows, read lazily; the file is closed when the block ends.
+
+    The header and the first row are read at once, so that a file that is not a sets file
+    at all fails here, before anything else is done."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SetFileError(f"cannot read {path}: {error}") from None
-    if file_format == "json":
-        return _json_records(path, text)
-    return _csv_records(path, text)
+        binary = path.open("rb")
+        size = os.fstat(binary.fileno()).st_size
+    except OSError as error:
+        raise SetFileError(f"cannot read {path}: {error.strerror or error}") from None
+    # newline="": the csv module sees every \r and \n and keeps those inside quoted cells.
+    with binary, io.TextIOWrapper(binary, encoding="utf-8-sig", newline="") as text:
+        rows = _decoding(
+            path, _csv_rows(path, text) if file_format == "csv" else _json_rows(path, text)
+        )
+        first = list(itertools.islice(rows, 1))
+        yield OpenFile(itertools.chain(first, rows), file_format, size, binary.tell)
 
 
-def _json_records(path: Path, text: str) -> list[dict[str, Any]]:
+def _decoding(path: Path, rows: Iterator[FileRow]) -> Iterator[FileRow]:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise SetFileError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(data, list):
-        raise SetFileError(f"{path}: expected a JSON list of sets")
-    return [item if isinstance(item, dict) else {"": item} for item in data]
+        yield from rows
+    except UnicodeDecodeError as error:
+        raise SetFileError(f"{path} is not UTF-8 text ({error.reason})") from None
+    except OSError as error:
+        raise SetFileError(f"cannot read {path}: {error.strerror or error}") from None
 
 
-def _csv_records(path: Path, text: str) -> list[dict[str, Any]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""), restkey="", strict=True)
+def _csv_rows(path: Path, text: TextIO) -> Iterator[FileRow]:
+    reader = csv.reader(text, strict=True)
     try:
-        header = reader.fieldnames
-        if not header:
-            raise SetFileError(f"{path} is empty; the first line must be the column names")
-        unknown = [name for name in header if name not in COLUMNS]
-        if unknown:
-            raise SetFileError(
-                f"{path}: unknown column(s) {', '.join(map(repr, unknown))}; "
-                f"the columns are: {', '.join(COLUMNS)}"
-            )
-        if "title" not in header:
-            raise SetFileError(f"{path}: the header has no 'title' column")
-        # Empty cells mean "not given".
-        return [{key: value for key, value in row.items() if value != ""} for row in reader]
+        header = _header(path, next(reader, None))
+        number = 0
+        for cells in reader:
+            if not cells:  # a blank line
+                continue
+            number += 1
+            if len(cells) != len(header):
+                yield (
+                    number,
+                    RowError(
+                        number, "-", f"has {len(cells)} cell(s); the header has {len(header)}"
+                    ),
+                )
+                continue
+            # Empty cells mean "not given".
+            cells_of = zip(header, cells, strict=True)
+            yield number, {key: value for key, value in cells_of if value != ""}
     except csv.Error as error:
         raise SetFileError(f"{path}, line {reader.line_num}: {error}") from None
 
 
-def _split(value: Any) -> Any:
-    """A CSV list cell: ``a;b`` or a JSON list; JSON values pass through."""
+def _header(path: Path, header: list[str] | None) -> list[str]:
+    if not header:
+        raise SetFileError(f"{path} is empty; the first line must be the column names")
+    unknown = [name for name in header if name not in COLUMNS]
+    if unknown:
+        raise SetFileError(
+            f"{path}: unknown column(s) {', '.join(map(repr, unknown))}; "
+            f"the columns are: {', '.join(COLUMNS)}"
+        )
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise SetFileError(f"{path}: the header names {', '.join(map(repr, twice))} twice")
+    if "title" not in header:
+        raise SetFileError(f"{path}: the header has no 'title' column")
+    return header
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits) > MAX_INT_DIGITS:
+        raise ValueError(f"a number has more than {MAX_INT_DIGITS} digits")
+    return int(digits)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_JSON = json.JSONDecoder(parse_int=_bounded_int, parse_constant=_no_constant)
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+class _JsonItems:
+    """The items of a top-level JSON list, decoded one at a time from a text stream."""
+
+    def __init__(self, path: Path, stream: IO[str]) -> None:
+        self.path, self.stream = path, stream
+        self.buffer, self.pos, self.eof = "", 0, False
+
+    def _fill(self) -> None:
+        chunk = self.stream.read(max(_CHUNK, len(self.buffer) - self.pos))
+        self.eof = not chunk
+        self.buffer = self.buffer[self.pos :] + chunk
+        self.pos = 0
+
+    def _next_char(self) -> str:
+        """The next non-blank character (not consumed); "" at the end of the file."""
+        while True:
+            self.pos = _SPACE.match(self.buffer, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.buffer) or self.eof:
+                return self.buffer[self.pos : self.pos + 1]
+            self._fill()
+
+    def _fail(self, what: str) -> SetFileError:
+        return SetFileError(f"{self.path} is not valid JSON: {what}")
+
+    def _expect(self, allowed: str, what: str) -> str:
+        char = self._next_char()
+        if not char or char not in allowed:
+            raise self._fail(f"expected {what}")
+        self.pos += 1
+        return char
+
+    def _value(self, number: int) -> Any:
+        self._next_char()
+        while True:
+            try:
+                value, end = _JSON.raw_decode(self.buffer, self.pos)
+            except RecursionError:
+                raise self._fail(f"item {number} is nested too deeply") from None
+            except json.JSONDecodeError as error:
+                if self.eof or len(self.buffer) - self.pos > MAX_ITEM_CHARS:
+                    raise self._fail(f"item {number}: {error.msg}") from None
+            except ValueError as error:
+                raise self._fail(f"item {number}: {error}") from None
+            else:
+                # A number that ends where the buffer ends may go on in the next chunk.
+                if end < len(self.buffer) or self.eof:
+                    self.pos = end
+                    return value
+            self._fill()
+
+    def __iter__(self) -> Iterator[Any]:
+        self._expect("[", "a list of sets")
+        if self._next_char() == "]":
+            self.pos += 1
+        else:
+            number = 0
+            while True:
+                number += 1
+                yield self._value(number)
+                if self._expect(",]", "',' or ']' after an item") == "]":
+                    break
+        if self._next_char():
+            raise self._fail("text after the end of the list")
+
+
+def _json_rows(path: Path, text: TextIO) -> Iterator[FileRow]:
+    for number, item in enumerate(_JsonItems(path, text), start=1):
+        if isinstance(item, dict):
+            yield number, item
+        else:
+            yield number, RowError(number, "-", "expected an object (one set)")
+
+
+# --- one row: file cells -> the input of SetCreate -------------------------------------------
+
+
+def unneutralised(cell: str) -> str:
+    """A CSV cell as written before ``neutralised()``."""
+    if cell[:1] == _ESCAPE and (cell[1:2] in FORMULA_STARTS or cell[1:2] == _ESCAPE):
+        return cell[1:]
+    return cell
+
+
+def neutralised(cell: str) -> str:
+    """The cell with a ``'`` in front when a spreadsheet would run it as a formula, or when
+    ``unneutralised()`` would take a ``'`` off it."""
+    first = cell[:1]
+    if (first and first in FORMULA_STARTS) or unneutralised(cell) != cell:
+        return _ESCAPE + cell
+    return cell
+
+
+def _list_cell(value: Any) -> Any:
+    """A list cell: ``a;b`` or a JSON list (for items holding ``;``); JSON lists pass."""
     if not isinstance(value, str):
         return value
-    if value.lstrip().startswith("["):
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value.split(";")
-
-
-def parse_row(row: int, record: dict[str, Any]) -> SetCreate | list[RowError]:
-    """One raw record as a validated ``SetCreate``, or every reason it is not one."""
-    errors: list[RowError] = []
-    if "" in record:  # a CSV row with extra cells, or a JSON item that is not an object
-        errors.append(RowError(row, "-", "expected one value per column (an object in JSON)"))
-    unknown = [key for key in record if key and key not in COLUMNS]
-    errors += [RowError(row, key, "unknown column") for key in unknown]
-    data: dict[str, Any] = {}
-    for column in COLUMNS:
-        if column not in record or record[column] is None:
-            continue
-        value = record[column]
-        if column in _LISTS:
-            value = _split(value)
-        elif column in _MONEY and not isinstance(value, str):
-            errors.append(RowError(row, column, 'must be a decimal string such as "12.30"'))
-            continue
-        elif column in _DATES and isinstance(value, str) and _PLAIN_DATE.fullmatch(value):
-            value += "T00:00:00+00:00"
-        data[column] = value
-    image_urls = data.pop("image_urls", [])
-    thumbnail_urls = data.pop("thumbnail_urls", [])
-    if not isinstance(image_urls, list) or not isinstance(thumbnail_urls, list):
-        errors.append(RowError(row, "image_urls", "must be a list of URLs"))
-    elif thumbnail_urls and len(thumbnail_urls) != len(image_urls):
-        errors.append(RowError(row, "thumbnail_urls", "must have one entry per image URL"))
-    else:
-        data["images"] = [
-            {"image_url": url, "thumbnail_url": thumbnail_urls[index] or None}
-            if thumbnail_urls
-            else {"image_url": url}
-            for index, url in enumerate(image_urls)
-        ]
-    if errors:
-        return errors
+    if not value.lstrip().startswith("["):
+        return value.split(";")
     try:
-        return SetCreate.model_validate(data)
+        items = json.loads(value, parse_int=_bounded_int, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("is nested too deeply") from None
+    except ValueError:
+        raise ValueError('must be a ;-separated list or a JSON list such as ["a;b", "c"]') from None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise ValueError("must be a JSON list of texts")
+    return items
+
+
+def _money_cell(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError('must be a decimal string such as "12.30"')
+    return value
+
+
+def _date_cell(value: Any) -> Any:
+    if isinstance(value, str) and _PLAIN_DATE.fullmatch(value):
+        return value + "T00:00:00+00:00"
+    return value
+
+
+def _boolean_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in _BOOLEAN_WORDS:
+        return _BOOLEAN_WORDS[value.strip().lower()]
+    return value
+
+
+ListCell = Annotated[list[str] | None, BeforeValidator(_list_cell)]
+MoneyCell = Annotated[str | None, BeforeValidator(_money_cell)]
+DateCell = Annotated[Any, BeforeValidator(_date_cell)]
+
+
+class FileRecord(pydantic.BaseModel):
+    """One row of a file, turned into what ``SetCreate`` takes (its rules are checked there,
+    once): lists split, plain dates completed, yes/no read, image columns joined."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Any = None
+    set_number: Any = None
+    theme: Any = None
+    tags: ListCell = None
+    piece_count: Any = None
+    release_date: DateCell = None
+    is_built: Annotated[Any, BeforeValidator(_boolean_cell)] = None
+    quantity: Any = None
+    purchase_price: MoneyCell = None
+    tax: MoneyCell = None
+    shipping: MoneyCell = None
+    purchase_date: DateCell = None
+    store: Any = None
+    source_url: Any = None
+    notes: Any = None
+    wishlist_item_id: Any = None
+    image_urls: ListCell = None
+    thumbnail_urls: ListCell = None
+
+    @field_validator("thumbnail_urls")
+    @classmethod
+    def _one_per_image(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if value and len(value) != len(info.data.get("image_urls") or []):
+            raise ValueError("must have one entry per image URL")
+        return value
+
+    def set_input(self) -> dict[str, Any]:
+        data = {
+            name: value
+            for name, value in self
+            if value is not None and name not in {"image_urls", "thumbnail_urls"}
+        }
+        thumbnails = self.thumbnail_urls or []
+        data["images"] = [
+            {"image_url": url, "thumbnail_url": thumbnails[index] or None}
+            if thumbnails
+            else {"image_url": url}
+            for index, url in enumerate(self.image_urls or [])
+        ]
+        return data
+
+
+def _given(record: dict[str, Any], csv_cells: bool) -> dict[str, Any]:
+    """The cells that hold a value (JSON null: not given), CSV cells un-neutralised."""
+    if csv_cells:
+        return {key: unneutralised(value) for key, value in record.items()}
+    return {key: value for key, value in record.items() if value is not None}
+
+
+def check_row(
+    row: int, record: dict[str, Any] | RowError, *, csv_cells: bool
+) -> SetCreate | list[RowError]:
+    """One raw record as a validated ``SetCreate``, or every reason it is not one."""
+    if isinstance(record, RowError):
+        return [record]
+    try:
+        converted = FileRecord.model_validate(_given(record, csv_cells))
+        return SetCreate.model_validate(converted.set_input())
     except pydantic.ValidationError as error:
-        return [RowError(row, _column(item["loc"]), item["msg"]) for item in error.errors()]
+        return [RowError(row, _column(item["loc"]), _message(item)) for item in error.errors()]
+
+
+def _message(item: Any) -> str:
+    message: str = item["msg"]
+    return message.removeprefix("Value error, ")
 
 
 def _column(location: tuple[int | str, ...]) -> str:
@@ -185,9 +415,24 @@ def _column(location: tuple[int | str, ...]) -> str:
     if location[0] == "images" and len(location) >= 3:
         column = "image_urls" if location[2] == "image_url" else "thumbnail_urls"
         return f"{column} (item {int(location[1]) + 1})"
-    if location[0] == "tags" and len(location) >= 2:
-        return f"tags (item {int(location[1]) + 1})"
+    if location[0] in _LISTS and len(location) >= 2 and isinstance(location[1], int):
+        return f"{location[0]} (item {location[1] + 1})"
+    if location[0] == "images":
+        return "image_urls"
     return str(location[0])
+
+
+def check_rows(rows: list[FileRow], *, csv_cells: bool) -> tuple[list[SetCreate], list[RowError]]:
+    """A batch of file rows checked: the valid sets and the errors of the others."""
+    sets: list[SetCreate] = []
+    errors: list[RowError] = []
+    for number, record in rows:
+        checked = check_row(number, record, csv_cells=csv_cells)
+        if isinstance(checked, list):
+            errors += checked
+        else:
+            sets.append(checked)
+    return sets, errors
 
 
 # --- export ---------------------------------------------------------------------------------
@@ -236,7 +481,8 @@ class Writer:
         self.format = file_format
         self.count = 0
         if file_format == "csv":
-            self._csv = csv.writer(out, lineterminator="\n")
+            # QUOTE_MINIMAL quotes \n but not a lone \r; every reader splits lines on it.
+            self._csv = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
             self._csv.writerow(COLUMNS)
         else:
             out.write("[")
@@ -244,7 +490,7 @@ class Writer:
     def write(self, item: SetOut) -> None:
         record = record_of(item)
         if self.format == "csv":
-            self._csv.writerow([_cell(column, record[column]) for column in COLUMNS])
+            self._csv.writerow([neutralised(_cell(column, record[column])) for column in COLUMNS])
         else:
             self.out.write(("," if self.count else "") + "\n  ")
             self.out.write(json.dumps(record, ensure_ascii=False))
@@ -254,10 +500,3 @@ class Writer:
         if self.format == "json":
             self.out.write("\n]\n" if self.count else "]\n")
         self.out.flush()
-
-
-def parse_all(
-    records: Iterable[dict[str, Any]],
-) -> Iterator[tuple[int, SetCreate | list[RowError]]]:
-    for row, record in enumerate(records, start=1):
-        yield row, parse_row(row, record)

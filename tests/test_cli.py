@@ -169,7 +169,7 @@ async def test_invalid_rows_are_reported_and_nothing_is_imported(
     json_path = tmp_path / "sets.json"
     json_path.write_text(json.dumps([{"title": "Float", "purchase_price": 9.99}]))
     lines = fails(sets_db(migrated, "import", str(json_path), "--user", "a"))
-    assert "row 1, column purchase_price: must be a decimal string" in lines[0]
+    assert "row 1, column purchase_price: must be a decimal string" in "\n".join(lines)
     assert await count_sets(migrated) == 0
 
 
@@ -264,3 +264,178 @@ async def test_stats_table(migrated: str, tmp_path: Path) -> None:
     assert "49.99" in result.stdout
     empty = ok(sets_db(migrated, "stats", "--user", "nobody")).stdout
     assert "49.99" not in empty
+
+
+# --- every failure is one `error:` line ------------------------------------------------------
+
+
+def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> Any:
+    environ = {**os.environ, "COLUMNS": "200", **(env or {})}
+    environ = {name: value for name, value in environ.items() if value is not None}
+    return subprocess.run(
+        [SETS_DB, *args], env=environ, capture_output=True, text=True, timeout=120, input=stdin
+    )
+
+
+def one_error(result: subprocess.CompletedProcess[str], status: int = 1) -> str:
+    """The failure's single ``error:`` line (exit ``status``, no traceback)."""
+    assert result.returncode == status, f"{result.args}\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DATABASE_URL", "mysql://x/y"),
+        ("DATABASE_URL", "garbage"),
+        ("DATABASE_URL", "postgres://127.0.0.1:99999/db"),
+        ("SETS_DB_STATEMENT_TIMEOUT_MS", "abc"),
+        ("SETS_DB_STATEMENT_TIMEOUT_MS", "-1"),
+        ("SETS_DB_LOCAL_PORT", "abc"),
+    ],
+)
+def test_a_bad_setting_is_one_error_line(variable: str, value: str) -> None:
+    env = {"DATABASE_URL": "postgres://127.0.0.1:1/none", variable: value}
+    if variable == "SETS_DB_LOCAL_PORT":
+        env["DATABASE_URL"] = ""
+    line = one_error(run("stats", "--user", "a", env=env))
+    assert variable in line
+    # Help never reads a setting.
+    assert run("--help", env=env).returncode == 0
+    assert run("export", "--help", env=env).returncode == 0
+
+
+@pytest.mark.parametrize("user", ["", "   ", "x" * 600])
+def test_a_bad_user_is_one_error_line(user: str) -> None:
+    for command in (["stats"], ["export"], ["import", "missing.csv"]):
+        line = one_error(run(*command, "--user", user, env={"DATABASE_URL": "garbage"}))
+        assert "--user" in line
+
+
+@pytest.mark.parametrize("target", ["/", ".", "", ".."])
+def test_export_to_a_directory_is_one_error_line(target: str) -> None:
+    line = one_error(run("export", "--user", "a", "-o", target))
+    assert "directory" in line
+
+
+def test_usage_errors_exit_2() -> None:
+    assert run("export").returncode == 2
+    assert run("import", "--user", "a").returncode == 2
+    assert run("export", "--user", "a", "--format", "xml").returncode == 2
+
+
+PATHOLOGICAL = {
+    "deep.json": "[" * 100_000 + "]" * 100_000,
+    "digits.json": '[{"title": "x", "piece_count": ' + "9" * 5000 + "}]",
+    "brackets.csv": 'title,tags\nx,"' + "[" * 50_000 + '"\n',
+    "dupes.csv": "title,title\na,b\n",
+    "short.csv": "title,theme\na\n",
+    "latin1.csv": "title\nCaf\xe9\n",
+}
+
+
+async def test_pathological_files_are_one_error_line(migrated: str, tmp_path: Path) -> None:
+    for name, text in PATHOLOGICAL.items():
+        path = tmp_path / name
+        path.write_bytes(text.encode("latin-1" if "latin1" in name else "utf-8"))
+        for extra in (["--dry-run"], []):
+            result = sets_db(migrated, "import", str(path), "--user", "a", *extra)
+            assert one_error(result).startswith("error: "), name
+    assert await count_sets(migrated) == 0
+
+
+async def test_at_most_100_row_errors_are_listed(migrated: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("title,quantity\n" + "x,0\n" * 5000 + "fine,1\n")
+    result = sets_db(migrated, "import", str(path), "--user", "a")
+    line = one_error(result)
+    assert line == f"error: {path}: 5000 problem(s) found; nothing was imported"
+    rows = [line for line in result.stderr.splitlines() if line.startswith("row ")]
+    assert len(rows) == 100
+    assert rows[0].startswith("row 1, column quantity:")
+    assert "(the first 100 of 5000 problems are listed)" in result.stderr
+    assert await count_sets(migrated) == 0
+
+
+# --- exact CSV round trip through the command line ----------------------------------------
+
+AWKWARD = [
+    {"title": "CR in notes", "notes": "line1\r\nline2\rline3\nline4\ttab"},
+    {"title": "quotes \"x\" 'y'", "notes": "  inner  spaces  ", "store": "a, b; c"},
+    {"title": "planes a\u00e9\u4e2d\U0001f9f1\U00020000\U00030000\U000f0000\U00100000"},
+    {"title": "=cmd|' /C calc'!A0", "theme": "@SUM(1+1)", "set_number": "+1", "store": "-2+3"},
+    {"title": "'=quoted", "tags": ["=a", "'b", "''", "+c"], "notes": "'"},
+    {"title": "empty text", "set_number": "", "notes": ""},
+]
+
+
+async def test_csv_round_trip_is_exact(migrated: str, tmp_path: Path) -> None:
+    source = tmp_path / "source.json"
+    source.write_text(json.dumps(AWKWARD), encoding="utf-8")
+    ok(sets_db(migrated, "import", str(source), "--user", "a"))
+    exported = tmp_path / "a.csv"
+    ok(sets_db(migrated, "export", "--user", "a", "-o", str(exported)))
+    data = exported.read_bytes()
+    assert b'"line1\r\nline2\rline3\nline4\ttab"' in data
+    for cell in (b"'=cmd|", b"'@SUM(1+1)", b"'+1", b"'-2+3", b"''=quoted"):
+        assert cell in data, cell
+
+    ok(sets_db(migrated, "import", str(exported), "--user", "b"))
+    a, b = await collection(migrated, "a"), await collection(migrated, "b")
+    assert len(a) == len(AWKWARD)
+    # CSV keeps an empty text and a missing one apart only in JSON (README).
+    empty = next(row for row, _ in a if row["title"] == "empty text")
+    assert (empty["set_number"], empty["notes"]) == ("", "")
+    for row, _ in b:
+        if row["title"] == "empty text":
+            assert (row["set_number"], row["notes"]) == (None, None)
+            row["set_number"] = row["notes"] = ""
+    assert a == b
+    stdout = ok(sets_db(migrated, "export", "--user", "b", "--format", "json")).stdout
+    titles = {record["title"] for record in json.loads(stdout)}
+    assert titles == {record["title"] for record in AWKWARD}
+
+
+async def test_export_to_a_closed_pipe_is_quiet(migrated: str, tmp_path: Path) -> None:
+    rows = [{"title": f"set {n}", "notes": "n" * 2000} for n in range(300)]
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(rows))
+    ok(sets_db(migrated, "import", str(path), "--user", "a"))
+    status, stderr = read_100_bytes_then_close(migrated)
+    assert status in {0, 1}
+    assert "Traceback" not in stderr
+    assert "Exception ignored" not in stderr
+    assert len([line for line in stderr.splitlines() if line.startswith("error:")]) <= 1
+
+
+def read_100_bytes_then_close(url: str) -> tuple[int, str]:
+    """``sets-db export | head -c 100``: its exit status and stderr."""
+    env = {**os.environ, "DATABASE_URL": url}
+    with subprocess.Popen(
+        [SETS_DB, "export", "--user", "a"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        assert len(process.stdout.read(100)) == 100
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        return process.wait(timeout=120), stderr
+
+
+async def test_stored_control_characters_are_escaped(migrated: str) -> None:
+    conn = await connect(migrated)
+    try:
+        await conn.execute(
+            "INSERT INTO sets (id, user_id, title, theme, tags, is_built, quantity)"
+            " VALUES (gen_random_uuid(), 'a', 'x', $1, '{}', false, 1)",
+            "\x1b[31mred\x1b]0;title\x07",
+        )
+    finally:
+        await conn.close()
+    stdout = ok(sets_db(migrated, "stats", "--user", "a")).stdout
+    assert "\x1b" not in stdout
+    assert "\x07" not in stdout
+    assert "\\x1b[31mred" in stdout

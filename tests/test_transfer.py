@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sets_db.config import settings
-from sets_db.errors import InvalidInputError, SetsDbError
+from sets_db.errors import FieldError, InvalidInputError, SetsDbError
 from sets_db.schemas import SetCreate, SetOut
 from sets_db.services import export_sets, get_set, import_sets, list_sets
 
@@ -188,3 +188,45 @@ async def test_import_and_export_work_in_row_level_security_mode(
     assert len(await _all(ALICE)) == 3
     assert [item.set_number for item in await _all(BOB)] == ["75192-7"]
     assert await raw.fetchval("SELECT count(*) FROM set_images") == 8
+
+
+async def test_many_batches_from_an_async_iterable_in_one_transaction(
+    db: str, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows come in batches; a bad row in the last batch undoes the batches copied before."""
+    from sets_db.services import transfer
+
+    monkeypatch.setattr(transfer, "BATCH_ROWS", 3)
+    monkeypatch.setattr(transfer, "SLICE_ROWS", 2)
+
+    async def rows(count: int, bad: int | None = None) -> Any:
+        for n in range(count):
+            yield {"title": "" if n == bad else f"set {n}", "images": [{"image_url": IMAGE}]}
+
+    assert await import_sets(user_id=ALICE, rows=rows(10)) == 10
+    assert await _counts(raw) == (10, 10)
+    with pytest.raises(InvalidInputError) as caught:
+        await import_sets(user_id=ALICE, rows=rows(10, bad=9))
+    assert [error.field for error in caught.value.errors] == ["rows.9.title"]
+    assert await _counts(raw) == (10, 10)
+
+
+IMAGE = "https://img.test/1.jpg"
+
+
+async def test_the_first_100_problems_and_the_total_are_reported(db: str, raw: Any) -> None:
+    rows = [{"title": f"t{n}", "quantity": 0} for n in range(5000)]
+    with pytest.raises(InvalidInputError) as caught:
+        await import_sets(user_id=ALICE, rows=rows)
+    errors = caught.value.errors
+    assert len(errors) == 101
+    assert errors[0].field == "rows.0.quantity"
+    assert errors[99].field == "rows.99.quantity"
+    assert errors[100] == FieldError("rows", "5000 problems in all; the first 100 are listed")
+    assert await _counts(raw) == (0, 0)
+
+
+@pytest.mark.parametrize("rows", [None, "title", {"title": "x"}, 5])
+async def test_rows_must_be_an_iterable_of_sets(db: str, rows: Any) -> None:
+    with pytest.raises(InvalidInputError, match="rows"):
+        await import_sets(user_id=ALICE, rows=rows)

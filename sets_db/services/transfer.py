@@ -1,27 +1,37 @@
 """Bulk import and export of one owner's collection.
 
-Import checks every row first and then loads them with PostgreSQL ``COPY`` (asyncpg's binary
-``copy_records_to_table``) inside one transaction: all rows or none, at close to the speed of
-a bare ``COPY``. Export streams through a server-side cursor, so memory stays flat whatever
-the size of the collection.
+Import checks the rows a slice at a time (the event loop gets a turn between slices) and
+loads each batch with PostgreSQL ``COPY`` (asyncpg's binary ``copy_records_to_table``) while
+the next one is checked, all inside one transaction: all rows or none, memory bounded by a
+few batches, at close to the speed of a bare ``COPY``. Export streams through a server-side
+cursor, so memory stays flat whatever the size of the collection.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import operator
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 
 import asyncpg
 import pydantic
 
 from sets_db.config import settings
-from sets_db.errors import InvalidInputError
+from sets_db.errors import FieldError, InvalidInputError
 from sets_db.models import Set, SetImage
-from sets_db.schemas import SetCreate, SetOut, checked_user_id, invalid_input
+from sets_db.schemas import SetCreate, SetOut, checked_user_id
 from sets_db.services.rows import SETS, set_with_images, to_set
 from sets_db.sessions import owner_read, owner_transaction
 
@@ -33,8 +43,8 @@ _writable_values = operator.attrgetter(*WRITABLE_FIELDS)
 # The image ids come from the database default.
 IMAGE_COLUMNS = ("set_id", "image_url", "thumbnail_url", "position")
 
-# One validation call for the whole batch: pydantic reports every bad row, each error located
-# by (row index, field), and passes SetCreate instances through as they are.
+# One validation call per batch: pydantic reports every bad row, each error located by (row
+# index, field).
 _ROWS = pydantic.TypeAdapter(list[SetCreate])
 
 # Newest first, like list_sets' default page, which is the order of sets_user_created_idx.
@@ -67,15 +77,6 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _validated(rows: Iterable[SetCreate | Mapping[str, Any]]) -> list[SetCreate]:
-    try:
-        with _cyclic_gc_paused():
-            # pydantic takes any iterable of rows and rejects None or a string, unlike list().
-            return _ROWS.validate_python(rows)
-    except pydantic.ValidationError as error:
-        raise invalid_input(error, "rows") from None
-
-
 def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Record]]:
     """The COPY records of the sets and of their images (which point at the new set ids)."""
     set_records: list[Record] = []
@@ -90,46 +91,190 @@ def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Re
     return set_records, image_records
 
 
-async def _copy(
-    raw: asyncpg.Connection, table: str, columns: tuple[str, ...], records: Iterable[Record]
-) -> None:
-    if settings().rls_role is None:
-        await raw.copy_records_to_table(
-            table, records=records, columns=columns, schema_name="public"
+RecordBatch = tuple[list[Record], list[Record]]
+# Rows are checked a slice at a time (the event loop gets a turn between slices) and copied
+# per batch: memory stays at a few batches, and checking batch N+1 overlaps with the COPY of
+# batch N, which mostly waits for the server.
+BATCH_ROWS = 2000
+# Rows checked between two turns of the event loop (a few milliseconds of work).
+SLICE_ROWS = 100
+# COPY records encoded between two turns of the event loop.
+PACE_RECORDS = 250
+# An import with many bad rows reports the first ones and the total, not a megabyte of errors.
+MAX_REPORTED = 100
+
+
+def copy_records(user_id: str, sets: list[SetCreate]) -> RecordBatch:
+    """The COPY records of validated sets (for ``copy_batches``), new ids made here."""
+    with _cyclic_gc_paused():
+        return _records(user_id, sets)
+
+
+async def _paced(records: list[Record]) -> AsyncIterator[Record]:
+    """The records, with a turn of the event loop every ``PACE_RECORDS``: asyncpg encodes a
+    COPY without yielding, which held the loop for tens of milliseconds per batch."""
+    for start in range(0, len(records), PACE_RECORDS):
+        for record in records[start : start + PACE_RECORDS]:
+            yield record
+        await asyncio.sleep(0)
+
+
+class _Copier:
+    """COPYs batches into the tables on one connection, inside the caller's transaction."""
+
+    def __init__(self, raw: asyncpg.Connection) -> None:
+        self.raw = raw
+        self.staged: set[str] = set()
+
+    async def copy(self, table: str, columns: tuple[str, ...], records: list[Record]) -> None:
+        if not records:
+            return
+        if settings().rls_role is None:
+            await self.raw.copy_records_to_table(
+                table, records=_paced(records), columns=columns, schema_name="public"
+            )
+            return
+        # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the
+        # current role; a temporary table takes each COPY and an INSERT applies the policies.
+        staging = f"import_{table}"
+        names = ", ".join(columns)
+        if staging not in self.staged:
+            await self.raw.execute(
+                f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
+                f" SELECT {names} FROM public.{table} WITH NO DATA"
+            )
+            self.staged.add(staging)
+        await self.raw.copy_records_to_table(
+            staging, records=_paced(records), columns=columns, schema_name="pg_temp"
         )
+        await self.raw.execute(
+            f"INSERT INTO public.{table} ({names}) SELECT {names} FROM pg_temp.{staging}"
+        )
+        await self.raw.execute(f"TRUNCATE pg_temp.{staging}")
+
+    async def copy_batch(self, batch: RecordBatch) -> None:
+        await self.copy(Set._meta.db_table, SET_COLUMNS, batch[0])
+        await self.copy(SetImage._meta.db_table, IMAGE_COLUMNS, batch[1])
+
+
+async def copy_batches(user_id: str, batches: AsyncGenerator[RecordBatch, None]) -> int:
+    """COPY every batch (records of validated sets, from ``copy_records``) in ONE
+    transaction; if ``batches`` raises, nothing is written. Returns the number of sets.
+
+    The next batch is being prepared while the current one is copied."""
+    user_id = checked_user_id(user_id)
+    count = 0
+    ahead: asyncio.Future[RecordBatch | None] | None = None
+    try:
+        async with owner_transaction(user_id) as session:
+            copier = _Copier(session.raw)
+            ahead = asyncio.ensure_future(anext(batches, None))
+            while (batch := await ahead) is not None:
+                ahead = asyncio.ensure_future(anext(batches, None))
+                await copier.copy_batch(batch)
+                count += len(batch[0])
+    finally:
+        if ahead is not None:
+            await _settle(ahead)
+        await batches.aclose()
+    return count
+
+
+async def _settle(ahead: asyncio.Future[Any]) -> None:
+    """Let a read-ahead finish (its worker thread cannot be cancelled) and drop its result."""
+    if not ahead.done():
+        await asyncio.wait([ahead])
+    if not ahead.cancelled():
+        ahead.exception()
+
+
+def _checked_batch(
+    user_id: str, rows: list[Any], offset: int, clean: bool
+) -> tuple[RecordBatch | None, list[FieldError]]:
+    try:
+        with _cyclic_gc_paused():
+            sets = _ROWS.validate_python(rows)
+    except pydantic.ValidationError as error:
+        return None, _located(error, offset)
+    return (copy_records(user_id, sets) if clean else None), []
+
+
+def _located(error: pydantic.ValidationError, offset: int) -> list[FieldError]:
+    """pydantic's errors of one batch, located as ``rows.<index in all rows>.<field>``."""
+    located = []
+    for item in error.errors():
+        index, *rest = item["loc"] or ("",)
+        row = str(index + offset) if isinstance(index, int) else str(index)
+        path = ".".join(["rows", row, *map(str, rest)]).rstrip(".")
+        located.append(FieldError(path, item["msg"]))
+    return located
+
+
+async def _chunks(rows: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[list[Any]]:
+    if isinstance(rows, AsyncIterable):
+        chunk: list[Any] = []
+        async for row in rows:
+            chunk.append(row)
+            if len(chunk) == SLICE_ROWS:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
         return
-    # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the
-    # current role; a temporary table takes the COPY and one INSERT applies the policies.
-    staging = f"import_{table}"
-    await raw.execute(
-        f"CREATE TEMPORARY TABLE {staging} ON COMMIT DROP AS"
-        f" SELECT {', '.join(columns)} FROM public.{table} WITH NO DATA"
-    )
-    await raw.copy_records_to_table(
-        staging, records=records, columns=columns, schema_name="pg_temp"
-    )
-    names = ", ".join(columns)
-    await raw.execute(f"INSERT INTO public.{table} ({names}) SELECT {names} FROM pg_temp.{staging}")
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, SLICE_ROWS)):
+        yield chunk
 
 
-async def import_sets(*, user_id: str, rows: Iterable[SetCreate | Mapping[str, Any]]) -> int:
+async def _prepared(
+    user_id: str, rows: Iterable[Any] | AsyncIterable[Any]
+) -> AsyncGenerator[RecordBatch, None]:
+    problems: list[FieldError] = []
+    total = offset = 0
+    batch: RecordBatch = ([], [])
+    async for chunk in _chunks(rows):
+        checked, errors = _checked_batch(user_id, chunk, offset, not total)
+        offset += len(chunk)
+        total += len(errors)
+        problems += errors[: MAX_REPORTED - len(problems)]
+        if checked is not None and not total:
+            batch[0].extend(checked[0])
+            batch[1].extend(checked[1])
+        if len(batch[0]) >= BATCH_ROWS and not total:
+            yield batch
+            batch = ([], [])
+        # Checking is CPU work: let other tasks (the COPY of the previous batch) run.
+        await asyncio.sleep(0)
+    if batch[0] and not total:
+        yield batch
+    if total > len(problems):
+        problems.append(
+            FieldError("rows", f"{total} problems in all; the first {len(problems)} are listed")
+        )
+    if problems:
+        raise InvalidInputError(problems)
+
+
+def _iterable(rows: object) -> Iterable[Any] | AsyncIterable[Any]:
+    if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable | AsyncIterable):
+        raise InvalidInputError.single("rows", "must be an iterable of sets")
+    return rows
+
+
+async def import_sets(
+    *,
+    user_id: str,
+    rows: Iterable[SetCreate | Mapping[str, Any]] | AsyncIterable[SetCreate | Mapping[str, Any]],
+) -> int:
     """Add many sets (with their images) to the owner's collection; returns how many.
 
-    Every row is checked before anything is written; one InvalidInputError lists every
-    problem, located as ``rows.<index>.<field>``. Then all rows are written in one
-    transaction or none is.
+    ``rows`` (an iterable or an async iterable) is read, checked and copied in batches of
+    ``BATCH_ROWS``, inside one transaction: every row is written or none is. A bad row stops
+    the copying; the rest is still checked, and one InvalidInputError lists the first
+    ``MAX_REPORTED`` problems, located as ``rows.<index>.<field>``, then the total.
     """
     user_id = checked_user_id(user_id)
-    sets = _validated(rows)
-    if not sets:
-        return 0
-    with _cyclic_gc_paused():
-        set_records, image_records = _records(user_id, sets)
-    async with owner_transaction(user_id) as session:
-        await _copy(session.raw, Set._meta.db_table, SET_COLUMNS, set_records)
-        if image_records:
-            await _copy(session.raw, SetImage._meta.db_table, IMAGE_COLUMNS, image_records)
-    return len(set_records)
+    return await copy_batches(user_id, _prepared(user_id, _iterable(rows)))
 
 
 MAX_EXPORT_BATCH = 100_000
