@@ -23,14 +23,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
 from benchmarks import baseline, bulk, data, harness
 from benchmarks.operations import SETS_DB, SQLALCHEMY, TORTOISE, Context, Target
 from sets_db import services
-from sets_db.config import asyncpg_dsn, redact, settings
+from sets_db.config import asyncpg_dsn, redact, settings, with_database
 from sets_db.db import close_db, init_db
 from sets_db.migrator import migrate
 
@@ -55,10 +55,6 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, help="result file (default: results/)")
     parser.add_argument("--keep", action="store_true", help="do not drop the database")
     return parser.parse_args(argv)
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 def _say(message: str) -> None:
@@ -201,7 +197,7 @@ async def _bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     server = settings().url()
-    url = _with_database(server, f"sets_db_bench_{secrets.token_hex(4)}")
+    url = with_database(server, f"sets_db_bench_{secrets.token_hex(4)}")
     name = urlsplit(url).path.lstrip("/")
     admin = await asyncpg.connect(asyncpg_dsn(server))
     await admin.execute(f'CREATE DATABASE "{name}"')

@@ -25,11 +25,11 @@ import statistics
 import subprocess
 import sys
 import time
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
-from sets_db.config import asyncpg_dsn, redact, resolve_database, settings
+from sets_db.config import asyncpg_dsn, redact, resolve_database, settings, with_database
 from sets_db.migrator import migrate
 
 USER = "cold-start-user"
@@ -74,10 +74,6 @@ PROGRAMS = {
     "tortoise + query": TORTOISE_AND_QUERY,
     "python": PYTHON,
 }
-
-
-def with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 async def prepare(server_url: str) -> tuple[str, str]:

@@ -23,12 +23,12 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from benchmarks import catalogue, data
 from sets_db import services
+from sets_db.config import with_database
 from sets_db.db import close_db, init_db
 from sets_db.migrator import migrate
 
@@ -119,7 +119,7 @@ async def _writes(args: argparse.Namespace) -> dict[str, float]:
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
     name = f"sets_db_bench_heavy_{secrets.token_hex(4)}"
-    url = urlunsplit(urlsplit(args.server)._replace(path="/" + name))
+    url = with_database(args.server, name)
     admin = await asyncpg.connect(args.server.replace("postgres://", "postgresql://", 1))
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:

@@ -12,33 +12,21 @@ itself, e.g. a ``CREATE INDEX CONCURRENTLY`` outside a transaction) is written, 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations" / "models"
-
-
-class Recorder:
-    """Stands in for aerich's connection: records scripts, answers queries with no rows
-    (e.g. "is there an INVALID index left over?" is answered no)."""
-
-    def __init__(self) -> None:
-        self.statements: list[str] = []
-
-    async def execute_script(self, sql: str) -> None:
-        self.statements.append(sql)
-
-    async def execute_query_dict(self, sql: str, values: Any = None) -> list[dict[str, Any]]:
-        return []
-
-    async def execute_query(self, sql: str, values: Any = None) -> tuple[int, list[Any]]:
-        return 0, []
+from sets_db.config import APP_LABEL
+from sets_db.migrator import (
+    MIGRATIONS_DIR,
+    RecordingConnection,
+    load_migration,
+    migration_versions,
+)
 
 
-async def _sql(function: Any) -> str:
-    recorder = Recorder()
+async def _sql(function: Callable[[RecordingConnection], Awaitable[str]]) -> str:
+    recorder = RecordingConnection()
     returned = await function(recorder)
     parts = [*recorder.statements, returned]
     return "\n".join(part.strip().rstrip(";") + ";" for part in parts if part.strip()) + "\n"
@@ -47,16 +35,9 @@ async def _sql(function: Any) -> str:
 def main(out: Path) -> None:
     for folder in ("in_transaction", "no_transaction"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    files = sorted(
-        (p for p in MIGRATIONS.glob("*.py") if p.name.split("_")[0].isdigit()),
-        key=lambda p: int(p.name.split("_")[0]),
-    )
-    for path in files:
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+    for version in migration_versions():
+        path = MIGRATIONS_DIR / APP_LABEL / version
+        module = load_migration(path)
         upgrade_folder = (
             "in_transaction" if getattr(module, "RUN_IN_TRANSACTION", True) else "no_transaction"
         )

@@ -23,7 +23,6 @@ left alone.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -36,9 +35,11 @@ from sets_db.config import APP_LABEL, settings
 from sets_db.errors import SetsDbError
 from sets_db.migrator import (
     MIGRATIONS_DIR,
+    RecordingConnection,
     _wait_for_lock,
     applied_versions,
     connect_direct,
+    load_migration,
     migrate,
     migration_versions,
 )
@@ -396,33 +397,14 @@ async def constraint_violations(conn: Any, versions: list[str]) -> dict[str, int
 
 
 def _module(version: str) -> ModuleType:
-    path = MIGRATIONS_DIR / APP_LABEL / version
-    spec = importlib.util.spec_from_file_location(f"sets_db_migration_{path.stem}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class _Recorder:
-    """Stands in for aerich's connection to list what a migration would execute."""
-
-    def __init__(self) -> None:
-        self.statements: list[str] = []
-
-    async def execute_script(self, sql: str) -> None:
-        self.statements.append(sql)
-
-    async def execute_query_dict(self, sql: str, values: Any = None) -> list[dict[str, Any]]:
-        return []
+    return load_migration(MIGRATIONS_DIR / APP_LABEL / version)
 
 
 async def migration_sql(versions: list[str]) -> list[str]:
     """The statements each of ``versions`` runs, for the dry run's plan."""
     lines = []
     for version in versions:
-        recorder = _Recorder()
+        recorder = RecordingConnection()
         returned = await _module(version).upgrade(recorder)
         lines.append(f"-- {version}")
         lines += [s.strip() for s in (*recorder.statements, returned) if s.strip()]

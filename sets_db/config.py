@@ -176,6 +176,11 @@ def asyncpg_dsn(url: str) -> str:
     return "postgresql://" + rest
 
 
+def with_database(url: str, name: str) -> str:
+    """``url`` with its database name replaced by ``name``."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
 def redact(url: str) -> str:
     """The URL with its password replaced, for logs and messages."""
     try:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib.util
 import random
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 import asyncpg
@@ -121,6 +123,34 @@ def migration_versions(location: Path | None = None) -> list[str]:
     folder = (location or MIGRATIONS_DIR) / APP_LABEL
     files = [p.name for p in folder.glob("*.py") if p.name.split("_")[0].isdigit()]
     return sorted(files, key=lambda name: int(name.split("_")[0]))
+
+
+def load_migration(path: Path) -> ModuleType:
+    """A migration file imported as a module, to call its functions without aerich."""
+    spec = importlib.util.spec_from_file_location(f"sets_db_migration_{path.stem}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class RecordingConnection:
+    """Stands in for aerich's connection to list what a migration would execute: records
+    scripts, answers queries with no rows (e.g. "is there an INVALID index left over?" is
+    answered no)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    async def execute_script(self, sql: str) -> None:
+        self.statements.append(sql)
+
+    async def execute_query_dict(self, sql: str, values: Any = None) -> list[dict[str, Any]]:
+        return []
+
+    async def execute_query(self, sql: str, values: Any = None) -> tuple[int, list[Any]]:
+        return 0, []
 
 
 async def applied_versions(url: str) -> list[str]:

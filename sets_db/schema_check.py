@@ -21,11 +21,10 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from sets_db.config import asyncpg_dsn
+from sets_db.config import asyncpg_dsn, with_database
 
 EXPECTED_SCHEMA_FILE = Path(__file__).resolve().parent / "expected_schema.json"
 # The story's Drizzle DDL (shared/spec/seed-drizzle-reference.sql), normalised the same way:
@@ -189,17 +188,13 @@ def dumps(found: Catalog) -> str:
 # --- Regenerating the expectation -----------------------------------------------------------
 
 
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
 async def _scratch_catalog(server_url: str, build: Callable[[str], Awaitable[Any]]) -> Catalog:
     """The catalog of a database created on ``server_url``, built by ``build(url)``, dropped."""
     name = f"sets_db_expected_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(asyncpg_dsn(server_url))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        url = _with_database(server_url, name)
+        url = with_database(server_url, name)
         try:
             await build(url)
             return await catalog_of(url)

@@ -67,6 +67,7 @@ admin_users = postgres
 
 
 def free_port() -> int:
+    """A port nobody listens on: bound then closed, free for the (short) life of a test."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]

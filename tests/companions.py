@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from sets_db.config import settings
+from sets_db.config import settings, with_database
 from sets_db.db import close_db, init_db
 from tests.clusters import Cluster, PgBouncer, private_dir
-from tests.pg import REPO_ROOT, with_database
+from tests.pg import REPO_ROOT
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Inputs for service tests: one fully filled set, and a snapshot of every row."""
+"""Inputs for service tests: the test users, one fully filled set, and a snapshot of the rows."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+
+# The owners every test acts as: two, so that each can try to reach the other's rows.
+ALICE = "alice"
+BOB = "bob"
 
 FULL_SET: dict[str, Any] = {
     "title": "Millennium Falcon",
@@ -27,10 +31,17 @@ FULL_SET: dict[str, Any] = {
 }
 
 
-async def snapshot(raw: Any) -> list[str]:
-    """Every row of both tables, as text: equal snapshots mean byte-for-byte equal data."""
-    rows = await raw.fetch(
-        "SELECT 'sets' AS t, row_to_json(s)::text AS r FROM sets s"
-        " UNION ALL SELECT 'set_images', row_to_json(i)::text FROM set_images i ORDER BY 1, 2"
-    )
-    return [f"{row['t']}:{row['r']}" for row in rows]
+# Every row of both tables (or only those of one owner), as text, in a stable order.
+SNAPSHOT = """
+    SELECT 'sets' AS t, row_to_json(s)::text AS r FROM sets s
+    WHERE $1::text IS NULL OR s.user_id = $1
+    UNION ALL
+    SELECT 'set_images', row_to_json(i)::text FROM set_images i LEFT JOIN sets s ON s.id = i.set_id
+    WHERE $1::text IS NULL OR s.user_id = $1
+    ORDER BY 1, 2"""
+
+
+async def snapshot(raw: Any, owner: str | None = None) -> list[str]:
+    """Every row of both tables, or only ``owner``'s, as text: equal snapshots mean
+    byte-for-byte equal data."""
+    return [f"{row['t']}:{row['r']}" for row in await raw.fetch(SNAPSHOT, owner)]

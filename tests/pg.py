@@ -13,7 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from sets_db.config import asyncpg_dsn, connect_options, load_settings
+from sets_db.config import APP_LABEL, asyncpg_dsn, connect_options, load_settings, with_database
+from sets_db.migrator import MIGRATIONS_DIR as MIGRATIONS_ROOT
+from sets_db.migrator import migration_versions
 from sets_db.schema_check import raw_catalog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,11 +25,6 @@ START_HINT = (
     "server with:\n    pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n"
     "or point SETS_DB_TEST_URL (or DATABASE_URL) at a server where this user may CREATE DATABASE."
 )
-
-
-def with_database(url: str, name: str) -> str:
-    """``url`` with its database name replaced."""
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 TEST_DATABASE_PREFIX = "sets_db_test_"
@@ -108,7 +105,7 @@ async def catalog(url: str) -> dict[str, list[tuple[Any, ...]]]:
 # --- Helpers for the migration tests -------------------------------------------------------
 
 # aerich's location "./migrations" + app "models"
-MIGRATIONS_DIR = REPO_ROOT / "migrations" / "models"
+MIGRATIONS_DIR = MIGRATIONS_ROOT / APP_LABEL
 # What a developer's checkout needs for aerich to run: its config, the models, the history.
 PROJECT_FILES = ("pyproject.toml", "aerich.ini")
 PROJECT_DIRS = ("sets_db", "migrations")
@@ -121,8 +118,7 @@ def version_number(path: Path) -> int:
 
 def migration_files(folder: Path = MIGRATIONS_DIR) -> list[Path]:
     """The migration files aerich would run, in its own order (by leading number)."""
-    files = [p for p in folder.glob("*.py") if p.name.split("_", 1)[0].isdigit()]
-    return sorted(files, key=version_number)
+    return [folder / name for name in migration_versions(folder.parent)]
 
 
 def copy_project(dest: Path, *, upto: int | None = None) -> Path:

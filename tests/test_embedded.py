@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from sets_db.config import load_settings, resolve_database
+from tests.clusters import free_port
 from tests.pg import REPO_ROOT
 
 SETS_DB = str(Path(sys.executable).with_name("sets-db"))
@@ -31,19 +32,11 @@ CONFIG_VARIABLES = (
 )
 
 
-def unused_port() -> int:
-    # Bound then closed: nobody listens there for the (short) life of the test.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def no_server_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
     return {
         **env,
-        "SETS_DB_LOCAL_PORT": str(unused_port()),
+        "SETS_DB_LOCAL_PORT": str(free_port()),
         "SETS_DB_DATA_DIR": str(data_dir),
         "COLUMNS": "200",
     }

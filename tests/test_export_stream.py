@@ -10,8 +10,7 @@ import pytest
 
 from sets_db import services
 from sets_db.errors import InvalidInputError
-
-ALICE = "alice-export"
+from tests.factories import ALICE
 
 
 async def _three_sets() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from sets_db.config import load_settings, tortoise_config
 from sets_db.errors import ConfigurationError, DatabaseUnavailableError, QueryTimeoutError
 from sets_db.services import create_set, import_sets, reorder_images
 from sets_db.sessions import owner_read, owner_transaction
+from tests.clusters import free_port
 from tests.pg import REPO_ROOT, connect
 
 USER = "fault-user"
@@ -219,13 +219,6 @@ def _as_postgres(*command: str) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class PrivateServer:
     def __init__(self, root: Path, port: int) -> None:
         self.data = root / "data"
@@ -256,7 +249,7 @@ def private_server() -> Iterator[PrivateServer]:
     root = Path(tempfile.mkdtemp(prefix="sets_db_private_pg_"))
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
-    server = PrivateServer(root, _free_port())
+    server = PrivateServer(root, free_port())
     subprocess.run(
         [
             *_as_postgres(str(PG_BIN / "initdb"), "-D", str(server.data), "-U", "postgres"),

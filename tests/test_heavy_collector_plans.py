@@ -9,14 +9,13 @@ as the generic plan a prepared statement switches to after five calls.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
-from sets_db.migrator import migrate
+from sets_db.migrator import load_migration, migrate
 from sets_db.schemas import SetQuery, SortKey
 from sets_db.services import collection
 from sets_db.services.listing import build_page_sql
@@ -127,22 +126,14 @@ async def test_the_largest_legal_row_still_fits_every_index(heavy_db: Any) -> No
 
 def test_the_migration_builds_concurrently_and_its_downgrade_drops_everything() -> None:
     [path] = MIGRATIONS_DIR.glob("5_*_heavy_collector_indexes.py")
-    spec = importlib.util.spec_from_file_location("_heavy_collector_indexes", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_migration(path)
     assert module.RUN_IN_TRANSACTION is False
     assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS" in path.read_text()
 
 
 async def test_downgrade_sql_names_every_index(heavy_db: Any) -> None:
     [path] = MIGRATIONS_DIR.glob("5_*_heavy_collector_indexes.py")
-    spec = importlib.util.spec_from_file_location("_heavy_collector_indexes_down", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_migration(path)
     downgrade = await module.downgrade(None)
     present = {
         row["indexname"]

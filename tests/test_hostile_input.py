@@ -26,8 +26,8 @@ from sets_db.errors import (
     SetsDbError,
 )
 from sets_db.schemas import MAX_IMAGES, MAX_TAG, MAX_TAGS, MAX_TITLE
+from tests.factories import ALICE, BOB, snapshot
 
-ALICE, BOB = "alice", "bob"
 HUGE = "x" * 5_000_000
 NAIVE = datetime(2020, 1, 1, 12, 0)
 Seed = dict[str, Any]
@@ -403,13 +403,6 @@ CASES: list[Case] = [
 ]
 
 
-async def _snapshot(raw: Any) -> list[Any]:
-    return [
-        [tuple(row) for row in await raw.fetch("SELECT * FROM sets ORDER BY id")],
-        [tuple(row) for row in await raw.fetch("SELECT * FROM set_images ORDER BY id")],
-    ]
-
-
 @pytest.fixture
 async def seed(raw: Any) -> Seed:
     mine = await services.create_set(
@@ -442,11 +435,11 @@ def test_the_corpus_covers_every_public_function() -> None:
 async def test_hostile_input_is_rejected_and_nothing_changes(
     case: Case, seed: Seed, raw: Any
 ) -> None:
-    before = await _snapshot(raw)
+    before = await snapshot(raw)
     with pytest.raises(SetsDbError) as caught:
         await case.call(seed)
     assert type(caught.value) is case.error, caught.value
-    assert await _snapshot(raw) == before
+    assert await snapshot(raw) == before
 
 
 # --- Accepted, and stored exactly ---------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sets_db.config import with_database
 from sets_db.migrator import migrate, pending_or_drift
 from sets_db.schema_check import (
     catalog_of,
@@ -19,7 +20,7 @@ from sets_db.schema_check import (
     expected_schema,
     fresh_catalog,
 )
-from tests.pg import REPO_ROOT, connect, create_database, drop_database, with_database
+from tests.pg import REPO_ROOT, connect, create_database, drop_database
 from tests.test_schema_contract import DRIZZLE_REFERENCE_SQL
 
 SETS_DB = str(Path(sys.executable).with_name("sets-db"))

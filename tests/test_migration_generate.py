@@ -3,11 +3,11 @@ edit a model, ``aerich migrate``, ``aerich upgrade``, no drift left, ``aerich do
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from sets_db.migrator import load_migration
 from tests.pg import (
     MIGRATIONS_DIR,
     aerich_in,
@@ -23,11 +23,7 @@ NEW_COLUMN = ("sets", "condition", "text", "YES", None)
 
 
 async def _sql(path: Path) -> tuple[str, str]:
-    spec = importlib.util.spec_from_file_location(f"_generated_{path.stem}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_migration(path)
     return await module.upgrade(None), await module.downgrade(None)
 
 

@@ -6,7 +6,6 @@ throwaway databases, and reads the result back from the PostgreSQL catalog.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import re
 import uuid
@@ -14,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from aerich.utils import decompress_dict
 
+from sets_db.migrator import RecordingConnection, load_migration
 from tests.pg import (
     MIGRATIONS_DIR,
     aerich,
@@ -41,31 +40,6 @@ FILE_NAME = re.compile(r"^(0|[1-9][0-9]*)_[0-9]{14}_[A-Za-z0-9_]+\.py$")
 
 def _files() -> list[str]:
     return [path.name for path in migration_files()]
-
-
-def _import(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"_migration_{path.stem}", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class _StubClient:
-    """Stands in for aerich's connection when a migration's functions are only inspected:
-    a migration may query before it answers (e.g. to build an index CONCURRENTLY itself).
-    Every query finds nothing; what it would run is recorded."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
-
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append((name, args))
-            return (0, []) if name == "execute_query" else []
-
-        return call
 
 
 def _upgraded(lines: list[str], files: list[str]) -> None:
@@ -111,13 +85,13 @@ def test_history_is_one_straight_line() -> None:
 
 async def test_every_migration_has_upgrade_downgrade_and_models_state() -> None:
     for path in migration_files():
-        module = _import(path)
+        module = load_migration(path)
         for name in ("upgrade", "downgrade"):
             function = getattr(module, name, None)
             assert inspect.iscoroutinefunction(function), f"{path.name}: no async {name}()"
             # aerich runs the SQL returned; an empty downgrade makes it refuse ("No
             # downgrade items found"), and an empty string crashes asyncpg.
-            sql = await function(_StubClient())
+            sql = await function(RecordingConnection())
             assert isinstance(sql, str), f"{path.name}: {name}() returns no SQL"
             assert sql.strip(), f"{path.name}: empty {name}()"
         state = getattr(module, "MODELS_STATE", None)
@@ -128,8 +102,11 @@ async def test_every_migration_has_upgrade_downgrade_and_models_state() -> None:
 
 async def test_history_starts_like_the_story() -> None:
     """Migration 0 creates sets (and aerich's table), migration 1 creates set_images."""
-    first, second = (_import(p) for p in migration_files()[:2])
-    up0, up1 = await first.upgrade(_StubClient()), await second.upgrade(_StubClient())
+    first, second = (load_migration(p) for p in migration_files()[:2])
+    up0, up1 = (
+        await first.upgrade(RecordingConnection()),
+        await second.upgrade(RecordingConnection()),
+    )
     assert 'CREATE TABLE IF NOT EXISTS "sets"' in up0
     assert 'CREATE TABLE IF NOT EXISTS "aerich"' in up0
     assert "set_images" not in up0

@@ -18,10 +18,7 @@ import pytest
 from sets_db import services
 from sets_db.errors import NotFoundError
 from sets_db.schemas import SetOut
-from tests.factories import FULL_SET
-
-ALICE = "alice-sub"
-BOB = "bob-sub"
+from tests.factories import ALICE, BOB, FULL_SET, snapshot
 
 
 @dataclass
@@ -37,17 +34,6 @@ class World:
     @property
     def alice_image(self) -> UUID:
         return self.alice_set.images[0].id
-
-
-async def alice_rows(raw: Any) -> list[str]:
-    """Alice's rows as text, byte for byte."""
-    rows = await raw.fetch(
-        "SELECT row_to_json(s)::text AS r FROM sets s WHERE user_id = $1"
-        " UNION ALL SELECT row_to_json(i)::text FROM set_images i"
-        " JOIN sets s ON s.id = i.set_id WHERE s.user_id = $1 ORDER BY 1",
-        ALICE,
-    )
-    return [row["r"] for row in rows]
 
 
 @pytest.fixture
@@ -197,11 +183,11 @@ def _shape(error: BaseException, the_id: UUID) -> tuple[type, str]:
 
 @pytest.mark.parametrize("name", sorted(BY_ID))
 async def test_foreign_ids_look_exactly_like_missing_ids(world: World, raw: Any, name: str) -> None:
-    before = await alice_rows(raw)
+    before = await snapshot(raw, ALICE)
     probe = BY_ID[name]
     with pytest.raises(NotFoundError) as foreign:
         await probe(world, None)
-    assert await alice_rows(raw) == before, f"{name} touched Alice's rows"
+    assert await snapshot(raw, ALICE) == before, f"{name} touched Alice's rows"
     missing = uuid4()
     with pytest.raises(NotFoundError) as absent:
         await probe(world, missing)
@@ -213,10 +199,10 @@ async def test_foreign_ids_look_exactly_like_missing_ids(world: World, raw: Any,
 async def test_scoped_results_never_include_foreign_rows(world: World, raw: Any, name: str) -> None:
     if not hasattr(services, name):
         pytest.fail(f"sets_db.services.{name} is not implemented")
-    before = await alice_rows(raw)
+    before = await snapshot(raw, ALICE)
     seen = await SCOPED[name](world, None)
     assert not (seen or set()) & world.alice_ids, f"{name} showed Alice's sets to Bob"
-    assert await alice_rows(raw) == before, f"{name} touched Alice's rows"
+    assert await snapshot(raw, ALICE) == before, f"{name} touched Alice's rows"
 
 
 async def test_alice_still_sees_everything(world: World) -> None:

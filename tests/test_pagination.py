@@ -12,8 +12,8 @@ import pytest
 
 from sets_db import services
 from sets_db.services.listing import total_cost
+from tests.factories import ALICE
 
-ALICE = "alice-sub"
 SORTS = ["created_at", "title", "piece_count", "release_date", "purchase_date", "total_cost"]
 
 

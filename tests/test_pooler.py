@@ -18,11 +18,11 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from sets_db.config import asyncpg_dsn
+from sets_db.config import asyncpg_dsn, with_database
 from sets_db.errors import ConfigurationError
 from tests.clusters import PgBouncer
 from tests.companions import services_on
-from tests.pg import REPO_ROOT, with_database
+from tests.pg import REPO_ROOT
 
 # Run again, whole, with the services going through the session's PgBouncer (conftest.py's
 # pooler_leg): the modules that exercise every service call, the CLI and RLS mode.

@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
+from sets_db.config import with_database
 from sets_db.errors import DatabaseUnavailableError, ReadOnlyDatabaseError
 from sets_db.services import create_set, get_set, list_sets
 from sets_db.sessions import owner_read
 from tests.clusters import Cluster
 from tests.companions import migrated, services_on
-from tests.pg import connect, create_database, service_url, with_database
+from tests.pg import connect, create_database, service_url
 
 WRITER, OTHER = "writer", "other"
 # The standby is held back on purpose below (replay paused): no lag limit may send its

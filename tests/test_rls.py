@@ -24,9 +24,9 @@ from sets_db.services import (
     update_set,
 )
 from sets_db.sessions import owner_read, owner_transaction
+from tests.factories import ALICE, BOB
 
 APP_ROLE = "sets_db_app"
-ALICE, BOB = "alice", "bob"
 
 
 @pytest.fixture

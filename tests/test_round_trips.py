@@ -10,8 +10,7 @@ import asyncpg
 import pytest
 
 from sets_db import services
-
-ALICE = "alice-sub"
+from tests.factories import ALICE
 
 
 @contextmanager

@@ -7,11 +7,11 @@ these tests keep testing this migration when later ones are added.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from sets_db.migrator import load_migration
 from tests.pg import (
     aerich_in,
     connect,
@@ -104,11 +104,7 @@ async def _database_before_migration_2(
 
 def test_migration_builds_concurrently_outside_a_transaction() -> None:
     path = _this_migration()
-    spec = importlib.util.spec_from_file_location("_scale_indexes", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_migration(path)
     assert module.RUN_IN_TRANSACTION is False
     source = path.read_text()
     assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS" in source

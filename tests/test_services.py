@@ -21,10 +21,8 @@ from sets_db.errors import (
 )
 from sets_db.schemas import SetCreate, SetUpdate
 from sets_db.services import sets as services_sets
-from tests.factories import FULL_SET, snapshot
+from tests.factories import ALICE, BOB, FULL_SET, snapshot
 
-ALICE = "alice-sub"
-BOB = "bob-sub"
 IMAGES = [{"image_url": f"https://img.example/{n}.jpg"} for n in range(3)]
 
 

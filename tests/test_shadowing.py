@@ -8,8 +8,7 @@ from typing import Any
 from tortoise.connection import get_connection
 
 from sets_db import services
-
-ALICE = "alice-shadow"
+from tests.factories import ALICE
 
 
 async def test_a_temp_table_named_sets_on_every_pooled_connection_changes_nothing(
@@ -22,9 +21,9 @@ async def test_a_temp_table_named_sets_on_every_pooled_connection_changes_nothin
     for conn in held:
         await conn.execute(
             "CREATE TEMPORARY TABLE sets (LIKE public.sets INCLUDING ALL);"
-            "CREATE TEMPORARY TABLE set_images (LIKE public.set_images INCLUDING ALL);"
-            "INSERT INTO pg_temp.sets (user_id, title) VALUES ('alice-shadow', 'fake')"
+            "CREATE TEMPORARY TABLE set_images (LIKE public.set_images INCLUDING ALL)"
         )
+        await conn.execute("INSERT INTO pg_temp.sets (user_id, title) VALUES ($1, 'fake')", ALICE)
     for conn in held:
         await pool.release(conn)
 

@@ -14,9 +14,8 @@ from sets_db.config import settings
 from sets_db.errors import FieldError, InvalidInputError, SetsDbError
 from sets_db.schemas import SetCreate, SetOut
 from sets_db.services import export_sets, get_set, import_sets, list_sets
+from tests.factories import ALICE, BOB
 
-ALICE = "alice-sub"
-BOB = "bob-sub"
 WISHLIST = uuid.UUID("0b7c3a5e-7d1f-4c55-9d40-7f2f3f0d2a11")
 
 
