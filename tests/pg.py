@@ -7,6 +7,8 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -15,7 +17,7 @@ import asyncpg
 
 from sets_db.config import APP_LABEL, asyncpg_dsn, connect_options, load_settings, with_database
 from sets_db.migrator import MIGRATIONS_DIR as MIGRATIONS_ROOT
-from sets_db.migrator import migration_versions
+from sets_db.migrator import migrate, migration_versions
 from sets_db.schema_check import raw_catalog
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +92,54 @@ def aerich(url: str, *args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedP
     return subprocess.run(
         [str(executable), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
+
+
+async def execute(url: str, script: str) -> None:
+    """Run ``script`` on a connection of its own."""
+    conn = await connect(url)
+    try:
+        await conn.execute(script)
+    finally:
+        await conn.close()
+
+
+async def fetch(url: str, query: str, *args: Any) -> list[Any]:
+    """The rows of ``query``, read on a connection of its own."""
+    conn = await connect(url)
+    try:
+        return list(await conn.fetch(query, *args))
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def loaded_database(
+    server_url: str, purpose: str, load_sql: str, tables: tuple[str, ...] = ("sets",)
+) -> AsyncIterator[Any]:
+    """A connection to a migrated database of its own holding what ``load_sql`` inserts,
+    VACUUMed (the visibility map an index-only scan needs, as autovacuum keeps it) and
+    ANALYZEd; the database is dropped at the end."""
+    url = await create_database(server_url, purpose)
+    try:
+        await migrate(url)
+        conn = await connect(url)
+        try:
+            await conn.execute(load_sql)
+            # VACUUM refuses a multi-statement script (one implicit transaction): one a table.
+            for table in tables:
+                await conn.execute(f"VACUUM ANALYZE {table}")
+            yield conn
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(url)
+
+
+def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of an EXPLAIN (FORMAT JSON) plan, the root first."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
 
 
 async def catalog(url: str) -> dict[str, list[tuple[Any, ...]]]:

@@ -14,7 +14,13 @@ from sets_db.adopt import AdoptionError, adopt
 from sets_db.migrator import migrate, pending_or_drift
 from sets_db.schema_check import catalog_of
 from tests.drizzle import as_instants, drizzle_database, fill_like_drizzle, rows
-from tests.pg import REPO_ROOT, connect, create_database, drop_database, schema_snapshot
+from tests.pg import (
+    REPO_ROOT,
+    create_database,
+    drop_database,
+    execute,
+    schema_snapshot,
+)
 
 SETS_DB = str(Path(sys.executable).with_name("sets-db"))
 Factory = Callable[[str], Awaitable[str]]
@@ -44,14 +50,6 @@ async def drizzle(server_url: str) -> AsyncIterator[Factory]:
     yield make
     for url in made:
         await drop_database(url)
-
-
-async def _execute(url: str, sql: str) -> None:
-    conn = await connect(url)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
@@ -118,7 +116,7 @@ async def test_the_utc_plan_has_no_rewrite(drizzle: Factory) -> None:
 
 async def test_an_unexpected_column_is_refused_and_nothing_changes(drizzle: Factory) -> None:
     url = await drizzle("UTC")
-    await _execute(url, "ALTER TABLE sets ADD COLUMN color text")
+    await execute(url, "ALTER TABLE sets ADD COLUMN color text")
     snapshot = await schema_snapshot(url)
     with pytest.raises(AdoptionError) as caught:
         await adopt(url, timezone="UTC")
@@ -128,7 +126,7 @@ async def test_an_unexpected_column_is_refused_and_nothing_changes(drizzle: Fact
 
 async def test_a_changed_type_and_a_missing_table_are_refused(drizzle: Factory) -> None:
     url = await drizzle("UTC")
-    await _execute(url, "ALTER TABLE sets ALTER COLUMN quantity TYPE bigint; DROP TABLE set_images")
+    await execute(url, "ALTER TABLE sets ALTER COLUMN quantity TYPE bigint; DROP TABLE set_images")
     with pytest.raises(AdoptionError) as caught:
         await adopt(url, timezone="UTC")
     assert "column sets.quantity is bigint NOT NULL DEFAULT 1; expected" in caught.value.detail
@@ -137,7 +135,7 @@ async def test_a_changed_type_and_a_missing_table_are_refused(drizzle: Factory) 
 
 async def test_rows_that_break_a_constraint_are_reported_first(drizzle: Factory) -> None:
     url = await drizzle("UTC")
-    await _execute(url, "UPDATE sets SET quantity = 0 WHERE title LIKE 'Set 1 %'")
+    await execute(url, "UPDATE sets SET quantity = 0 WHERE title LIKE 'Set 1 %'")
     dry = await adopt(url, timezone="UTC", dry_run=True)
     assert dry.violations == {"sets_quantity_at_least_one": 1}
     snapshot = await schema_snapshot(url)

@@ -10,16 +10,16 @@ as the generic plan a prepared statement switches to after five calls.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from sets_db.migrator import load_migration, migrate
+from sets_db.migrator import load_migration
 from sets_db.schemas import SetQuery, SortKey
 from sets_db.services import collection
 from sets_db.services.listing import build_page_sql
-from tests.pg import MIGRATIONS_DIR, connect, create_database, drop_database
+from tests.pg import MIGRATIONS_DIR, loaded_database, plan_nodes
 
 HEAVY = "heavy-collector"
 
@@ -44,24 +44,8 @@ FROM generate_series(1, 12000) AS g;
 
 @pytest.fixture(scope="module")
 async def heavy_db(server_url: str) -> AsyncIterator[Any]:
-    url = await create_database(server_url, "heavy")
-    try:
-        await migrate(url)
-        conn = await connect(url)
-        try:
-            await conn.execute(LOAD_SQL)
-            await conn.execute("VACUUM ANALYZE sets")
-            yield conn
-        finally:
-            await conn.close()
-    finally:
-        await drop_database(url)
-
-
-def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
+    async with loaded_database(server_url, "heavy", LOAD_SQL) as conn:
+        yield conn
 
 
 async def _index_scans(conn: Any, sql: str, values: list[Any], *, generic: bool) -> set[str]:
@@ -71,7 +55,7 @@ async def _index_scans(conn: Any, sql: str, values: list[Any], *, generic: bool)
         await conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
         raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *values)
     plan = json.loads(raw)[0]["Plan"]
-    return {f"{n['Node Type']} {n['Index Name']}" for n in _nodes(plan) if "Index Name" in n}
+    return {f"{n['Node Type']} {n['Index Name']}" for n in plan_nodes(plan) if "Index Name" in n}
 
 
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])

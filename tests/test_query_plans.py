@@ -17,19 +17,18 @@ caches them) switches to after five calls. ``enable_seqscan`` is never touched.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from sets_db.migrator import migrate
 from sets_db.schemas import SetQuery
 from sets_db.services import collection, images, listing, rows, transfer
 from sets_db.services import sets as sets_service
 from sets_db.services.listing import _encode_cursor, build_page_sql
 from sets_db.services.owned import owned_images, owned_sets
 from sets_db.services.rows import FETCH_SET_SQL, set_with_images, to_set
-from tests.pg import connect, create_database, drop_database
+from tests.pg import loaded_database, plan_nodes
 
 SETS = 200_000
 TYPICAL_OWNERS = 2_000
@@ -69,27 +68,9 @@ COLLECTOR = "collector-3"
 
 @pytest.fixture(scope="module")
 async def plans_db(server_url: str) -> AsyncIterator[Any]:
-    url = await create_database(server_url, "plans")
-    try:
-        await migrate(url)
-        conn = await connect(url)
-        try:
-            await conn.execute(load_sql(SETS, TYPICAL_OWNERS, COLLECTORS))
-            # VACUUM (for the visibility map, as autovacuum would) refuses a multi-statement
-            # script, which runs as one implicit transaction.
-            for table in ("sets", "set_images"):
-                await conn.execute(f"VACUUM ANALYZE {table}")
-            yield conn
-        finally:
-            await conn.close()
-    finally:
-        await drop_database(url)
-
-
-def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _nodes(child)
+    load = load_sql(SETS, TYPICAL_OWNERS, COLLECTORS)
+    async with loaded_database(server_url, "plans", load, ("sets", "set_images")) as conn:
+        yield conn
 
 
 async def _plan(conn: Any, sql: str, values: list[Any], *, generic: bool) -> dict[str, Any]:
@@ -104,7 +85,7 @@ async def _plan(conn: Any, sql: str, values: list[Any], *, generic: bool) -> dic
 async def _assert_indexed(conn: Any, sql: str, values: list[Any]) -> None:
     for generic in (False, True):
         plan = await _plan(conn, sql, values, generic=generic)
-        nodes = list(_nodes(plan))
+        nodes = list(plan_nodes(plan))
         seq_scans = [n for n in nodes if n["Node Type"] == "Seq Scan"]
         assert not seq_scans, f"sequential scan (generic={generic}):\n{json.dumps(plan, indent=1)}"
         on_sets = [
@@ -291,5 +272,5 @@ async def _assert_indexed_any(conn: Any, sql: str, values: list[Any]) -> None:
     """No sequential scan of either table (the ORM's statements also touch set_images)."""
     for generic in (False, True):
         plan = await _plan(conn, sql, values, generic=generic)
-        scans = [n for n in _nodes(plan) if n["Node Type"] == "Seq Scan"]
+        scans = [n for n in plan_nodes(plan) if n["Node Type"] == "Seq Scan"]
         assert not scans, json.dumps(plan, indent=1)

@@ -8,7 +8,7 @@ the standby is a typed, retryable error.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -36,24 +36,39 @@ async def pair_urls(replica_pair: tuple[Cluster, Cluster]) -> tuple[str, str]:
     return url, with_database(standby.url(), name)
 
 
-async def caught_up(primary_url: str, standby_url: str) -> None:
-    """Wait until the standby has replayed everything the primary has inserted so far (the
-    insert position, as read-your-writes compares: with synchronous_commit=off, as here,
-    the write position may still be before the last commit)."""
+async def _until_standby(
+    primary_url: str, standby_url: str, first: str, done: Callable[[Any], Awaitable[bool]]
+) -> None:
+    """Run ``first`` on the standby, then wait until ``done(standby)``. Meanwhile the primary
+    writes small records of its own: the standby acts at the next record it replays, and the
+    last one may end exactly at the position it waits for."""
     primary, standby = await connect(primary_url), await connect(standby_url)
     try:
-        position = await primary.fetchval("SELECT pg_current_wal_insert_lsn()::text")
+        await standby.execute(first)
         async with asyncio.timeout(30):
-            while True:
-                query = "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn"
-                if await standby.fetchval(query, position):
-                    return
-                # A record of its own: the last one may end exactly at the insert position.
+            while not await done(standby):
                 await primary.execute("SELECT txid_current()")
                 await asyncio.sleep(0.02)
     finally:
         await primary.close()
         await standby.close()
+
+
+async def caught_up(primary_url: str, standby_url: str) -> None:
+    """Wait until the standby has replayed everything the primary has inserted so far (the
+    insert position, as read-your-writes compares: with synchronous_commit=off, as here,
+    the write position may still be before the last commit)."""
+    conn = await connect(primary_url)
+    try:
+        position = await conn.fetchval("SELECT pg_current_wal_insert_lsn()::text")
+    finally:
+        await conn.close()
+
+    async def replayed(standby: Any) -> bool:
+        query = "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn"
+        return bool(await standby.fetchval(query, position))
+
+    await _until_standby(primary_url, standby_url, "SELECT 1", replayed)
 
 
 async def replay(standby_url: str, action: str) -> None:
@@ -66,20 +81,12 @@ async def replay(standby_url: str, action: str) -> None:
 
 
 async def pause_replay(primary_url: str, standby_url: str) -> None:
-    """Pause WAL replay on the standby, and wait until it is paused: the pause takes effect
-    at the next record replayed, so the primary writes small ones until then."""
-    primary, standby = await connect(primary_url), await connect(standby_url)
-    try:
-        await standby.execute("SELECT pg_wal_replay_pause()")
-        async with asyncio.timeout(30):
-            while True:
-                if await standby.fetchval("SELECT pg_get_wal_replay_pause_state()") == "paused":
-                    return
-                await primary.execute("SELECT txid_current()")
-                await asyncio.sleep(0.02)
-    finally:
-        await primary.close()
-        await standby.close()
+    """Pause WAL replay on the standby, and wait until it is paused."""
+
+    async def paused(standby: Any) -> bool:
+        return bool(await standby.fetchval("SELECT pg_get_wal_replay_pause_state()") == "paused")
+
+    await _until_standby(primary_url, standby_url, "SELECT pg_wal_replay_pause()", paused)
 
 
 async def insert_behind_the_services(primary_url: str, user_id: str, title: str) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from sets_db.migrator import load_migration
 from tests.pg import (
     aerich_in,
-    connect,
     copy_project,
+    execute,
+    fetch,
     migration_files,
     output_of,
     schema_snapshot,
@@ -71,24 +71,8 @@ def _project(tmp_path: Path, name: str, *, upto: int) -> Path:
     return copy_project(tmp_path / name, upto=upto)
 
 
-async def _fetch(url: str, query: str) -> list[Any]:
-    conn = await connect(url)
-    try:
-        return list(await conn.fetch(query))
-    finally:
-        await conn.close()
-
-
-async def _execute(url: str, script: str) -> None:
-    conn = await connect(url)
-    try:
-        await conn.execute(script)
-    finally:
-        await conn.close()
-
-
 async def _index_state(url: str) -> dict[str, tuple[str, bool, bool]]:
-    return {row[0]: (row[1], row[2], row[3]) for row in await _fetch(url, INDEX_STATE)}
+    return {row[0]: (row[1], row[2], row[3]) for row in await fetch(url, INDEX_STATE)}
 
 
 async def _database_before_migration_2(
@@ -98,7 +82,7 @@ async def _database_before_migration_2(
     number = version_number(_this_migration())
     url = await empty_database()
     output_of(aerich_in(_project(tmp_path, "before", upto=number), url, "upgrade"))
-    await _execute(url, SEED)
+    await execute(url, SEED)
     return url, _project(tmp_path, "with_indexes", upto=number + 1)
 
 
@@ -115,7 +99,7 @@ async def test_upgrade_with_data_builds_valid_indexes_and_keeps_every_row(
     empty_database: EmptyDatabase, tmp_path: Path
 ) -> None:
     url, project = await _database_before_migration_2(empty_database, tmp_path)
-    data_before = await _fetch(url, ALL_DATA)
+    data_before = await fetch(url, ALL_DATA)
 
     lines = output_of(aerich_in(project, url, "upgrade"))
 
@@ -124,15 +108,15 @@ async def test_upgrade_with_data_builds_valid_indexes_and_keeps_every_row(
     for name, definition in NEW_INDEXES.items():
         assert state[name] == (definition, True, True), name
     assert set(state) >= STORY_INDEXES
-    assert await _fetch(url, ALL_DATA) == data_before
-    assert (await _fetch(url, "SELECT count(*) FROM set_images"))[0][0] == 9000
+    assert await fetch(url, ALL_DATA) == data_before
+    assert (await fetch(url, "SELECT count(*) FROM set_images"))[0][0] == 9000
 
 
 async def test_downgrade_drops_only_the_new_indexes_and_upgrade_rebuilds_them(
     empty_database: EmptyDatabase, tmp_path: Path
 ) -> None:
     url, project = await _database_before_migration_2(empty_database, tmp_path)
-    data = await _fetch(url, ALL_DATA)
+    data = await fetch(url, ALL_DATA)
     before = await schema_snapshot(url)
     output_of(aerich_in(project, url, "upgrade"))
     after = await schema_snapshot(url)
@@ -143,10 +127,10 @@ async def test_downgrade_drops_only_the_new_indexes_and_upgrade_rebuilds_them(
     assert lines == [f"Success downgrading to {_this_migration().name}"]
     assert await schema_snapshot(url) == before
     assert not set(NEW_INDEXES) & set(await _index_state(url))
-    assert await _fetch(url, ALL_DATA) == data
+    assert await fetch(url, ALL_DATA) == data
     output_of(aerich_in(project, url, "upgrade"))
     assert await schema_snapshot(url) == after
-    assert await _fetch(url, ALL_DATA) == data
+    assert await fetch(url, ALL_DATA) == data
 
 
 async def test_upgrade_replaces_an_invalid_index_left_by_a_failed_build(
@@ -154,7 +138,7 @@ async def test_upgrade_replaces_an_invalid_index_left_by_a_failed_build(
 ) -> None:
     """A failed CONCURRENTLY build leaves an INVALID index; IF NOT EXISTS alone would keep it."""
     url, project = await _database_before_migration_2(empty_database, tmp_path)
-    await _execute(
+    await execute(
         url,
         "CREATE INDEX sets_user_created_idx ON sets (user_id);"
         " UPDATE pg_index SET indisvalid = false"

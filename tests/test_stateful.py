@@ -7,8 +7,9 @@ after every step each user's listing, stats and image order must equal the model
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -82,59 +83,61 @@ def test_random_call_sequences_match_the_model(
             self.known_sets.append(created.id)
             self.known_images += model.images
 
+        def _as_owner(
+            self,
+            service: Callable[..., Coroutine[Any, Any, T]],
+            user: str,
+            set_id: UUID,
+            **arguments: Any,
+        ) -> tuple[ModelSet, T] | None:
+            """The caller's model of ``set_id`` and what the service call returns; None,
+            after checking that the call is refused as not found, when the set is not theirs."""
+            mine = self._owned(user, set_id)
+            call = partial(service, user_id=user, set_id=set_id, **arguments)
+            if mine is None:
+                with pytest.raises(SetNotFoundError):
+                    run(call())
+                return None
+            return mine, run(call())
+
         @rule(user=st.sampled_from(USERS), data=st.data(), quantity=st.integers(1, 5))
         def update(self, user: str, data: st.DataObject, quantity: int) -> None:
             set_id = self._pick_set(data)
-            mine = self._owned(user, set_id)
-            if mine is None:
-                with pytest.raises(SetNotFoundError):
-                    run(services.update_set(user_id=user, set_id=set_id, changes={"quantity": 9}))
-                return
-            updated = run(
-                services.update_set(user_id=user, set_id=set_id, changes={"quantity": quantity})
-            )
-            mine.quantity = quantity
-            assert (updated.quantity, updated.title) == (quantity, mine.title)
+            changes = {"quantity": quantity}
+            done = self._as_owner(services.update_set, user, set_id, changes=changes)
+            if done is not None:
+                mine, updated = done
+                mine.quantity = quantity
+                assert (updated.quantity, updated.title) == (quantity, mine.title)
 
         @rule(user=st.sampled_from(USERS), data=st.data())
         def get(self, user: str, data: st.DataObject) -> None:
             set_id = self._pick_set(data)
-            mine = self._owned(user, set_id)
-            if mine is None:
-                with pytest.raises(SetNotFoundError):
-                    run(services.get_set(user_id=user, set_id=set_id))
-                return
-            found = run(services.get_set(user_id=user, set_id=set_id))
-            assert [i.id for i in found.images] == mine.images
+            done = self._as_owner(services.get_set, user, set_id)
+            if done is not None:
+                mine, found = done
+                assert [i.id for i in found.images] == mine.images
 
         @rule(user=st.sampled_from(USERS), data=st.data())
         def delete(self, user: str, data: st.DataObject) -> None:
             set_id = self._pick_set(data)
-            mine = self._owned(user, set_id)
-            if mine is None:
-                with pytest.raises(SetNotFoundError):
-                    run(services.delete_set(user_id=user, set_id=set_id))
-                return
-            deleted = run(services.delete_set(user_id=user, set_id=set_id))
-            assert len(deleted.image_urls) == len(mine.images)
-            del self.sets[set_id]
+            done = self._as_owner(services.delete_set, user, set_id)
+            if done is not None:
+                mine, deleted = done
+                assert len(deleted.image_urls) == len(mine.images)
+                del self.sets[set_id]
 
         @rule(user=st.sampled_from(USERS), data=st.data(), position=st.none() | st.integers(0, 4))
         def add_image(self, user: str, data: st.DataObject, position: int | None) -> None:
             set_id = self._pick_set(data)
-            mine = self._owned(user, set_id)
-            call = services.add_image(
-                user_id=user, set_id=set_id, image_url="https://i/new.jpg", position=position
-            )
-            if mine is None:
-                with pytest.raises(SetNotFoundError):
-                    run(call)
-                return
-            added = run(call)
-            at = len(mine.images) if position is None else min(position, len(mine.images))
-            mine.images.insert(at, added.id)
-            self.known_images.append(added.id)
-            assert added.position == at
+            image = {"image_url": "https://i/new.jpg", "position": position}
+            done = self._as_owner(services.add_image, user, set_id, **image)
+            if done is not None:
+                mine, added = done
+                at = len(mine.images) if position is None else min(position, len(mine.images))
+                mine.images.insert(at, added.id)
+                self.known_images.append(added.id)
+                assert added.position == at
 
         @rule(user=st.sampled_from(USERS), data=st.data())
         def delete_image(self, user: str, data: st.DataObject) -> None:
@@ -153,14 +156,12 @@ def test_random_call_sequences_match_the_model(
         def reorder(self, user: str, data: st.DataObject) -> None:
             set_id = self._pick_set(data)
             mine = self._owned(user, set_id)
-            if mine is None:
-                with pytest.raises(SetNotFoundError):
-                    run(services.reorder_images(user_id=user, set_id=set_id, image_ids=[]))
-                return
-            order = data.draw(st.permutations(mine.images), label="order")
-            result = run(services.reorder_images(user_id=user, set_id=set_id, image_ids=order))
-            mine.images = list(order)
-            assert [i.id for i in result] == mine.images
+            order = [] if mine is None else data.draw(st.permutations(mine.images), label="order")
+            done = self._as_owner(services.reorder_images, user, set_id, image_ids=order)
+            if done is not None:
+                mine, result = done
+                mine.images = list(order)
+                assert [i.id for i in result] == mine.images
 
         @invariant()
         def every_user_sees_exactly_their_model(self) -> None:
