@@ -1,4 +1,5 @@
-"""Inputs for service tests: the test users, one fully filled set, and a snapshot of the rows."""
+"""Inputs for service tests: the test users, one fully filled set, a small collection, and a
+snapshot of the rows."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+
+from sets_db import services
 
 # The owners every test acts as: two, so that each can try to reach the other's rows.
 ALICE = "alice"
@@ -29,6 +32,34 @@ FULL_SET: dict[str, Any] = {
     "purchase_date": datetime(2023, 5, 4, 18, 30, tzinfo=timezone(timedelta(hours=2))),
     "wishlist_item_id": UUID("12345678-1234-5678-1234-567812345678"),
 }
+
+
+IMAGES = [{"image_url": f"https://img.example/{n}.jpg"} for n in range(3)]
+
+
+async def small_collection() -> None:
+    """Five sets of Alice's that differ in every listed field (and one of Bob's)."""
+    rows = [
+        ("A 100%", "City", ["a", "b"], True, 100, "10.00", "1"),
+        ("B under_score", "City", ["b"], False, None, None, "2"),
+        ("C O'Brien", "Technic", ["a"], False, 300, "5.50", "3"),
+        ("D plain", None, [], True, 50, "20.00", "3"),
+        ("E 10294-1", "Icons", ["a", "b", "c"], False, 200, "1.00", "10294-1"),
+    ]
+    for title, theme, tags, built, pieces, price, number in rows:
+        await services.create_set(
+            user_id=ALICE,
+            data={
+                "title": title,
+                "theme": theme,
+                "tags": tags,
+                "is_built": built,
+                "piece_count": pieces,
+                "purchase_price": price,
+                "set_number": number,
+            },
+        )
+    await services.create_set(user_id=BOB, data={"title": "A bob", "theme": "City", "tags": ["a"]})
 
 
 # Every row of both tables (or only those of one owner), as text, in a stable order.

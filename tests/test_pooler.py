@@ -27,7 +27,11 @@ from tests.pg import REPO_ROOT
 # Run again, whole, with the services going through the session's PgBouncer (conftest.py's
 # pooler_leg): the modules that exercise every service call, the CLI and RLS mode.
 POOLER_LEG = (
-    "tests/test_services.py",
+    "tests/test_sets.py",
+    "tests/test_images.py",
+    "tests/test_listing.py",
+    "tests/test_collection.py",
+    "tests/test_rows.py",
     "tests/test_concurrency.py",
     "tests/test_rls.py",
     "tests/test_cli.py",
