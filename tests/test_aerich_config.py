@@ -6,7 +6,7 @@ from __future__ import annotations
 import tomllib
 from typing import Any
 
-from sets_db.config import TORTOISE_ORM, tortoise_config  # type: ignore[attr-defined]
+from sets_db.config import TORTOISE_ORM, tortoise_config
 from tests.pg import REPO_ROOT, aerich, migration_files, output_of
 
 

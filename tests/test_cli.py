@@ -362,7 +362,7 @@ async def test_at_most_100_row_errors_are_listed(migrated: str, tmp_path: Path) 
 
 # --- exact CSV round trip through the command line ----------------------------------------
 
-AWKWARD = [
+AWKWARD: list[dict[str, Any]] = [
     {"title": "CR in notes", "notes": "line1\r\nline2\rline3\nline4\ttab"},
     {"title": "quotes \"x\" 'y'", "notes": "  inner  spaces  ", "store": "a, b; c"},
     {"title": "planes a\u00e9\u4e2d\U0001f9f1\U00020000\U00030000\U000f0000\U00100000"},

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 from typing import Any
+from uuid import UUID
 
 from sets_db.services import (
     add_image,
@@ -26,7 +27,8 @@ CALLS_PER_USER = 30
 
 async def one_user(n: int) -> int:
     """A seeded random mix of calls for one user; returns how many sets they should own."""
-    user_id, rng, owned = f"user-{n}", random.Random(n), []
+    user_id, rng = f"user-{n}", random.Random(n)
+    owned: list[UUID] = []
     for _ in range(CALLS_PER_USER):
         choice = rng.random()
         if choice < 0.25 or not owned:

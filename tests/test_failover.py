@@ -9,7 +9,7 @@ import random
 import traceback
 from collections import Counter
 from collections.abc import AsyncIterator
-from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -35,7 +35,7 @@ async def on_private(private_url: str, database_url: str) -> AsyncIterator[str]:
         yield private_url
 
 
-async def mixed_call(user_id: str, set_ids: list[Any]) -> None:
+async def mixed_call(user_id: str, set_ids: list[UUID]) -> None:
     """One of the calls an API makes, at random: a write, a read by id, a page."""
     choice = random.random()
     if choice < 0.3 or not set_ids:
@@ -48,8 +48,9 @@ async def mixed_call(user_id: str, set_ids: list[Any]) -> None:
         await list_sets(user_id=user_id, limit=5)
 
 
-async def caller(n: int, stop: asyncio.Event, seen: Counter[str], untyped: list[Any]) -> None:
-    user_id, set_ids = f"caller-{n}", []
+async def caller(n: int, stop: asyncio.Event, seen: Counter[str], untyped: list[Exception]) -> None:
+    user_id = f"caller-{n}"
+    set_ids: list[UUID] = []
     while not stop.is_set():
         try:
             await mixed_call(user_id, set_ids)
@@ -66,7 +67,8 @@ async def caller(n: int, stop: asyncio.Event, seen: Counter[str], untyped: list[
 async def test_a_restart_under_load_shows_only_typed_errors_and_heals(
     on_private: str, private_cluster: Cluster, mode: str
 ) -> None:
-    stop, seen, untyped = asyncio.Event(), Counter[str](), []
+    stop, seen = asyncio.Event(), Counter[str]()
+    untyped: list[Exception] = []
     callers = [asyncio.create_task(caller(n, stop, seen, untyped)) for n in range(CALLERS)]
     await asyncio.sleep(0.5)
     # pg_ctl blocks; the callers keep calling from this loop while it runs in a thread.
@@ -79,7 +81,8 @@ async def test_a_restart_under_load_shows_only_typed_errors_and_heals(
     )
     assert seen["ok"] > 0, seen
 
-    user_id, set_ids = "after-recovery", []
+    user_id = "after-recovery"
+    set_ids: list[UUID] = []
     for _ in range(AFTER_RECOVERY):
         await mixed_call(user_id, set_ids)  # any error fails the test
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ async def _blocked_backend(raw: Any, blocker_pid: int) -> dict[str, Any]:
 
 
 async def _kill_while_blocked(
-    raw: Any, db: str, lock_sql: str, call: Callable[[], Awaitable[object]]
+    raw: Any, db: str, lock_sql: str, call: Callable[[], Coroutine[Any, Any, object]]
 ) -> dict[str, Any]:
     """Run ``call`` while another session holds ``lock_sql``; once the call waits on that
     lock (inside its transaction), terminate its backend. Returns what the victim was."""

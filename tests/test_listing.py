@@ -11,6 +11,7 @@ import pytest
 
 from sets_db import services
 from sets_db.errors import InvalidInputError
+from sets_db.schemas import SortKey
 from tests.factories import ALICE, IMAGES, small_collection
 
 
@@ -70,7 +71,7 @@ async def test_search_is_literal_and_case_insensitive(
     ],
 )
 async def test_sort_orders_with_nulls_last_across_pages(
-    db: str, sort: str, descending: bool | None, expected: list[str]
+    db: str, sort: SortKey, descending: bool | None, expected: list[str]
 ) -> None:
     await small_collection()
     for limit in (1, 2, 50):
@@ -131,7 +132,7 @@ def _forged(page_cursor: str, value: Any) -> str:
         ("title", 42),
     ],
 )
-async def test_forged_cursors_are_invalid_input(db: str, sort: str, value: Any) -> None:
+async def test_forged_cursors_are_invalid_input(db: str, sort: SortKey, value: Any) -> None:
     for n in range(3):
         await services.create_set(user_id=ALICE, data={"title": f"t{n}", "piece_count": n})
     page = await services.list_sets(user_id=ALICE, sort=sort, limit=1)

@@ -11,6 +11,7 @@ from uuid import UUID
 import pytest
 
 from sets_db import services
+from sets_db.schemas import SortKey
 from sets_db.services.listing import total_cost
 from tests.factories import ALICE
 
@@ -46,7 +47,9 @@ def _expected(items: list[Any], sort: str, descending: bool) -> list[UUID]:
 
 @pytest.mark.parametrize("sort", SORTS)
 @pytest.mark.parametrize("descending", [False, True])
-async def test_every_row_once_in_key_then_id_order(db: str, sort: str, descending: bool) -> None:
+async def test_every_row_once_in_key_then_id_order(
+    db: str, sort: SortKey, descending: bool
+) -> None:
     await services.import_sets(user_id=ALICE, rows=_rows())
     everything = (await services.list_sets(user_id=ALICE, limit=200)).items
     assert len(everything) == 24

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from sets_db.schemas import SetQuery
+from sets_db.schemas import SetQuery, SortKey
 from sets_db.services import collection, images, listing, rows, transfer
 from sets_db.services import sets as sets_service
 from sets_db.services.listing import _encode_cursor, build_page_sql
@@ -140,8 +140,8 @@ async def test_filtered_page(plans_db: Any, user_id: str, filters: dict[str, Any
 @pytest.mark.parametrize(
     "sort", ["title", "piece_count", "release_date", "purchase_date", "total_cost"]
 )
-async def test_other_sort_orders(plans_db: Any, user_id: str, sort: str) -> None:
-    await _assert_indexed(plans_db, *build_page_sql(SetQuery(sort=sort), user_id))  # type: ignore[arg-type]
+async def test_other_sort_orders(plans_db: Any, user_id: str, sort: SortKey) -> None:
+    await _assert_indexed(plans_db, *build_page_sql(SetQuery(sort=sort), user_id))
 
 
 @pytest.mark.parametrize("user_id", OWNERS)

@@ -15,7 +15,7 @@ async def test_a_temp_table_named_sets_on_every_pooled_connection_changes_nothin
     db: str, raw: Any
 ) -> None:
     created = await services.create_set(user_id=ALICE, data={"title": "real", "images": []})
-    pool = get_connection("default")._pool  # type: ignore[attr-defined]
+    pool = get_connection("default")._pool
     # Hold every pooled connection at once, so each gets its own shadowing tables.
     held = [await pool.acquire() for _ in range(pool.get_max_size())]
     for conn in held:

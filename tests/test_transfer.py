@@ -98,7 +98,8 @@ async def test_imported_rows_get_the_database_defaults(db: str, raw: Any) -> Non
 
 async def test_accepts_dtos_and_mappings_and_an_empty_batch(db: str) -> None:
     assert await import_sets(user_id=ALICE, rows=[]) == 0
-    rows = (row for row in [SetCreate(title="As DTO"), {"title": "As mapping"}])
+    given: list[SetCreate | dict[str, Any]] = [SetCreate(title="As DTO"), {"title": "As mapping"}]
+    rows = (row for row in given)
     assert await import_sets(user_id=ALICE, rows=rows) == 2
     assert sorted(item.title for item in await _all(ALICE)) == ["As DTO", "As mapping"]
 

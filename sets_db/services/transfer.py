@@ -280,7 +280,7 @@ async def import_sets(
 MAX_EXPORT_BATCH = 100_000
 
 
-async def export_sets(*, user_id: str, batch_size: int = 1000) -> AsyncIterator[SetOut]:
+async def export_sets(*, user_id: str, batch_size: int = 1000) -> AsyncGenerator[SetOut, None]:
     """Every set of the owner, with its images, newest first, streamed.
 
     A server-side cursor fetches ``batch_size`` rows at a time, so memory stays flat. The
