@@ -259,8 +259,11 @@ _PRIMARY_POSITION = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigin
 
 @dataclass
 class _Routing:
-    writes: OrderedDict[str, int] = field(default_factory=OrderedDict)
-    replayed: int = 0
+    # owner -> (WAL position of their last write, when it committed)
+    writes: OrderedDict[str, tuple[int, float]] = field(default_factory=OrderedDict)
+    # None: the replica reports no WAL replay position (Aurora replicates below WAL):
+    # read-your-writes then falls back to a window of SETS_DB_REPLICA_MAX_LAG_S.
+    replayed: int | None = 0
     lag_s: float = 0.0
     in_recovery: bool = True
     checked_at: float = -1e9
@@ -269,7 +272,7 @@ class _Routing:
     has_replica: bool = False
 
     def remember_write(self, user_id: str, position: int) -> None:
-        self.writes[user_id] = int(position)
+        self.writes[user_id] = (int(position), time.monotonic())
         self.writes.move_to_end(user_id)
         while len(self.writes) > MAX_REMEMBERED_WRITERS:
             self.writes.popitem(last=False)
@@ -277,17 +280,23 @@ class _Routing:
     def replica_failed(self) -> None:
         self.failed_at = time.monotonic()
 
+    def _shows_write_of(self, user_id: str, config: Settings) -> bool:
+        position, written_at = self.writes.get(user_id, (0, 0.0))
+        if self.replayed is None:
+            return time.monotonic() - written_at > config.replica_max_lag_s
+        return self.replayed >= position
+
     async def read_connection(self, user_id: str, config: Settings) -> str:
         if not self.has_replica or time.monotonic() - self.failed_at < REPLICA_RETRY_S:
             return DEFAULT_CONNECTION
-        needed = self.writes.get(user_id, 0)
-        if time.monotonic() - self.checked_at > REPLICA_CHECK_S or self.replayed < needed:
+        stale = time.monotonic() - self.checked_at > REPLICA_CHECK_S
+        if stale or not self._shows_write_of(user_id, config):
             await self._check(config)
         if time.monotonic() - self.failed_at < REPLICA_RETRY_S:
             return DEFAULT_CONNECTION
         if not self.in_recovery:  # the reader endpoint is a primary: always current
             return READ_CONNECTION
-        if self.lag_s > config.replica_max_lag_s or self.replayed < needed:
+        if self.lag_s > config.replica_max_lag_s or not self._shows_write_of(user_id, config):
             return DEFAULT_CONNECTION
         self.writes.pop(user_id, None)
         return READ_CONNECTION
@@ -307,7 +316,7 @@ class _Routing:
                 self.checked_at = time.monotonic()
             assert row is not None
             self.in_recovery = bool(row["in_recovery"])
-            self.replayed = int(row["replayed"] or 0)
+            self.replayed = None if row["replayed"] is None else int(row["replayed"])
             self.lag_s = float(row["lag_s"] or 0.0)
 
 

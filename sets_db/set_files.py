@@ -2,9 +2,11 @@
 
 Columns (CSV header / JSON keys); only ``title`` is required, any other may be left out:
 
-    title, set_number, theme, tags, piece_count, release_date, is_built, quantity,
-    purchase_price, tax, shipping, purchase_date, store, source_url, notes,
-    wishlist_item_id, image_urls, thumbnail_urls
+    title, set_number, store, source_url, piece_count, release_date, theme, notes,
+    purchase_price, tax, shipping, purchase_date, wishlist_item_id, tags, is_built,
+    quantity, image_urls, thumbnail_urls
+
+(``COLUMNS``: SetCreate's writable fields in its order, then the two image columns.)
 
 - money (``purchase_price``, ``tax``, ``shipping``): decimal strings, at most 2 places
   (``"12.30"``); JSON numbers are refused so no float ever rounds a price;
@@ -32,42 +34,60 @@ import itertools
 import json
 import os
 import re
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal, TextIO
+from typing import IO, Annotated, Any, Literal, TextIO, Union, get_args, get_origin
+from uuid import UUID
 
 import pydantic
-from pydantic import BeforeValidator, ConfigDict, ValidationInfo, field_validator
+from pydantic import AwareDatetime, BeforeValidator, ConfigDict, ValidationInfo, field_validator
 
 from sets_db.schemas import SetCreate, SetOut
 
 Format = Literal["csv", "json"]
 
+
+def _base_types(annotation: Any) -> set[Any]:
+    """The plain types inside a field's annotation (``Money | None`` -> {Decimal, NoneType})."""
+    found: set[Any] = set()
+    pending = [annotation]
+    while pending:
+        current = pending.pop()
+        origin = get_origin(current)
+        if origin is Annotated:
+            pending.append(get_args(current)[0])
+        elif origin in (Union, types.UnionType):
+            pending.extend(get_args(current))
+        else:
+            found.add(origin or current)
+    return found
+
+
+# The file's columns are the writable fields of a set (SetCreate), so a column added there
+# is read and written here too; the images are two list columns.
+_FIELD_TYPES = {
+    name: _base_types(field.annotation)
+    for name, field in SetCreate.model_fields.items()
+    if name != "images"
+}
 COLUMNS = (
     "title",
-    "set_number",
-    "theme",
-    "tags",
-    "piece_count",
-    "release_date",
-    "is_built",
-    "quantity",
-    "purchase_price",
-    "tax",
-    "shipping",
-    "purchase_date",
-    "store",
-    "source_url",
-    "notes",
-    "wishlist_item_id",
+    *(name for name in _FIELD_TYPES if name != "title"),
     "image_urls",
     "thumbnail_urls",
 )
-_LISTS = {"tags", "image_urls", "thumbnail_urls"}
-_MONEY = {"purchase_price", "tax", "shipping"}
-_DATES = {"release_date", "purchase_date"}
+_LISTS = {name for name, kinds in _FIELD_TYPES.items() if list in kinds} | {
+    "image_urls",
+    "thumbnail_urls",
+}
+_MONEY = {name for name, kinds in _FIELD_TYPES.items() if Decimal in kinds}
+_DATES = {name for name, kinds in _FIELD_TYPES.items() if kinds & {datetime, AwareDatetime}}
+_FLAGS = {name for name, kinds in _FIELD_TYPES.items() if bool in kinds}
 _PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _BOOLEAN_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
@@ -336,30 +356,24 @@ MoneyCell = Annotated[str | None, BeforeValidator(_money_cell)]
 DateCell = Annotated[Any, BeforeValidator(_date_cell)]
 
 
-class FileRecord(pydantic.BaseModel):
+BooleanCell = Annotated[Any, BeforeValidator(_boolean_cell)]
+
+
+def _cell_type(column: str) -> Any:
+    for kinds, cell in ((_LISTS, ListCell), (_MONEY, MoneyCell), (_DATES, DateCell)):
+        if column in kinds:
+            return cell
+    return BooleanCell if column in _FLAGS else Any
+
+
+class _FileRecord(pydantic.BaseModel):
     """One row of a file, turned into what ``SetCreate`` takes (its rules are checked there,
     once): lists split, plain dates completed, yes/no read, image columns joined."""
 
     model_config = ConfigDict(extra="forbid")
 
-    title: Any = None
-    set_number: Any = None
-    theme: Any = None
-    tags: ListCell = None
-    piece_count: Any = None
-    release_date: DateCell = None
-    is_built: Annotated[Any, BeforeValidator(_boolean_cell)] = None
-    quantity: Any = None
-    purchase_price: MoneyCell = None
-    tax: MoneyCell = None
-    shipping: MoneyCell = None
-    purchase_date: DateCell = None
-    store: Any = None
-    source_url: Any = None
-    notes: Any = None
-    wishlist_item_id: Any = None
-    image_urls: ListCell = None
-    thumbnail_urls: ListCell = None
+    image_urls: list[str] | None = None
+    thumbnail_urls: list[str] | None = None
 
     @field_validator("thumbnail_urls")
     @classmethod
@@ -382,6 +396,11 @@ class FileRecord(pydantic.BaseModel):
             for index, url in enumerate(self.image_urls or [])
         ]
         return data
+
+
+# A field per column, in COLUMNS order (the image columns last, as they are declared above).
+_CELLS: dict[str, Any] = {column: (_cell_type(column), None) for column in COLUMNS}
+FileRecord = pydantic.create_model("FileRecord", __base__=_FileRecord, **_CELLS)
 
 
 def _given(record: dict[str, Any], csv_cells: bool) -> dict[str, Any]:
@@ -439,7 +458,7 @@ def check_rows(rows: list[FileRow], *, csv_cells: bool) -> tuple[list[SetCreate]
 
 
 def record_of(item: SetOut) -> dict[str, Any]:
-    """A set as a JSON-ready record of ``COLUMNS`` (money and dates as strings)."""
+    """A set as a JSON-ready record of ``COLUMNS`` (money, ids and dates as strings)."""
     record: dict[str, Any] = {}
     for column in COLUMNS:
         if column == "image_urls":
@@ -449,11 +468,9 @@ def record_of(item: SetOut) -> dict[str, Any]:
             record[column] = thumbnails if any(thumbnails) else []
         else:
             value = getattr(item, column)
-            if value is not None and column in _MONEY:
-                value = str(value)
-            elif value is not None and column in _DATES:
+            if isinstance(value, datetime):
                 value = value.isoformat()
-            elif value is not None and column == "wishlist_item_id":
+            elif isinstance(value, Decimal | UUID):
                 value = str(value)
             record[column] = value
     return record
