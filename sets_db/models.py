@@ -58,7 +58,8 @@ class Set(Model):
             Index(fields=("user_id",), name="sets_user_id_idx"),
             Index(fields=("set_number",), name="sets_set_number_idx"),
             Index(fields=("theme",), name="sets_theme_idx"),
-            # Added by migration 2 (issue 5), each for a measured query; built CONCURRENTLY.
+            # Each for a measured query; their migration builds them CONCURRENTLY, so that
+            # adding them to a table with data blocks no writer.
             # The default page (newest first, a backward scan) and its keyset cursor: the
             # index order is list_sets' ORDER BY, so a page at any depth reads only its rows.
             Index(fields=("user_id", "created_at", "id"), name="sets_user_created_idx"),

@@ -147,8 +147,8 @@ async def test_rows_that_break_a_constraint_are_reported_first(drizzle: Factory)
 async def test_a_database_migrated_by_mistake_is_adopted_too(
     drizzle: Factory, migrated_catalog: dict[str, str]
 ) -> None:
-    """``sets-db migrate`` on a Drizzle database used to record every migration and leave the
-    zoneless columns; adopt still converts them and finishes the job."""
+    """``sets-db migrate`` run first on a Drizzle database records every migration and
+    leaves the zoneless columns; adopt still converts them and finishes the job."""
     url = await drizzle("UTC")
     await migrate(url)
     assert [p for p in await pending_or_drift(url) if "timestamp without time zone" in p]

@@ -2,12 +2,11 @@
 
 The data set: 200,000 sets over 2,000 typical owners (~80 sets each) plus 10 collectors with
 4,000 sets each, 0-2 images per set, made by one INSERT ... SELECT in a database of this
-module's own, then ANALYZEd. The issue asks for the claim at 1M sets; a test has to stay
-fast, so this size was chosen because the planner makes the same choices here as at 1M
-(checked by hand with the same statements on 1,000,000 sets / 1,000 typical owners + 50
-collectors: the same index for every query below, see the issue 5 report). A typical
-owner's rows are a tiny fraction of the table at either size, so the choice does not flip
-between them; the collectors check the skewed case.
+module's own, then ANALYZEd. The claim is for 1M sets; a test has to stay fast, and at
+this size the planner makes the same choices as at 1M (checked by hand with the same
+statements on 1,000,000 sets / 1,000 typical owners + 50 collectors: the same index for
+every query below). A typical owner's rows are a tiny fraction of the table at either
+size, so the choice does not flip between them; the collectors check the skewed case.
 
 Each statement is EXPLAINed twice: with its real parameters (a custom plan), and with
 ``plan_cache_mode = force_generic_plan``, which is the plan a prepared statement (asyncpg
