@@ -112,9 +112,7 @@ def test_random_call_sequences_match_the_model(
 
         @rule(user=st.sampled_from(USERS), data=st.data())
         def get(self, user: str, data: st.DataObject) -> None:
-            set_id = self._pick_set(data)
-            done = self._as_owner(services.get_set, user, set_id)
-            if done is not None:
+            if done := self._as_owner(services.get_set, user, self._pick_set(data)):
                 mine, found = done
                 assert [i.id for i in found.images] == mine.images
 
