@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import textwrap
-from collections.abc import Callable, Coroutine, Iterator
-from pathlib import Path
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -23,7 +19,7 @@ from sets_db.config import load_settings, tortoise_config
 from sets_db.errors import ConfigurationError, DatabaseUnavailableError, QueryTimeoutError
 from sets_db.services import create_set, import_sets, reorder_images
 from sets_db.sessions import owner_read, owner_transaction
-from tests.clusters import free_port
+from tests.clusters import Cluster
 from tests.pg import REPO_ROOT, connect
 
 USER = "fault-user"
@@ -211,66 +207,7 @@ async def test_the_configured_timeout_cancels_a_stuck_service_call(raw: Any, db:
 
 # --- A server restart, on a private PostgreSQL of this test's own ----------------------------
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _as_postgres(*command: str) -> list[str]:
-    # initdb refuses to run as root; a root test run acts as the postgres OS user.
-    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
-
-
-class PrivateServer:
-    def __init__(self, root: Path, port: int) -> None:
-        self.data = root / "data"
-        self.root = root
-        self.port = port
-        self.url = f"postgres://postgres@127.0.0.1:{port}/postgres"
-
-    def ctl(self, *args: str) -> None:
-        subprocess.run(
-            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", *args),
-            check=True,
-            capture_output=True,
-            timeout=90,
-        )
-
-    def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}"
-        self.ctl("-o", options, "-l", str(self.root / "log"), "start")
-
-    def stop(self) -> None:
-        self.ctl("-m", "fast", "stop")
-
-
-@pytest.fixture(scope="module")
-def private_server() -> Iterator[PrivateServer]:
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"the restart test needs PostgreSQL 15's server binaries in {PG_BIN}")
-    root = Path(tempfile.mkdtemp(prefix="sets_db_private_pg_"))
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    server = PrivateServer(root, free_port())
-    subprocess.run(
-        [
-            *_as_postgres(str(PG_BIN / "initdb"), "-D", str(server.data), "-U", "postgres"),
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        try:
-            server.stop()
-        finally:
-            shutil.rmtree(root, ignore_errors=True)
-
+# The server is tests/companions.py's ``private_cluster``: free to be stopped and started.
 
 RESTART_SCRIPT = textwrap.dedent(
     """
@@ -304,13 +241,13 @@ RESTART_SCRIPT = textwrap.dedent(
 
 
 async def test_calls_fail_typed_while_the_server_is_down_and_work_after(
-    private_server: PrivateServer,
+    private_cluster: Cluster,
 ) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         RESTART_SCRIPT,
-        private_server.url,
+        private_cluster.url(),
         cwd=REPO_ROOT,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -330,10 +267,10 @@ async def test_calls_fail_typed_while_the_server_is_down_and_work_after(
         async with asyncio.timeout(120):
             assert (await process.stdout.readline()).strip() == b"ready"
             assert await ask("before") == "ok 1"
-            await asyncio.to_thread(private_server.stop)
+            await asyncio.to_thread(private_cluster.stop)
             assert await ask("down 1") == "DatabaseUnavailableError"
             assert await ask("down 2") == "DatabaseUnavailableError"
-            await asyncio.to_thread(private_server.start)
+            await asyncio.to_thread(private_cluster.start)
             assert await ask("after") == "ok 2"  # same process, same pool, no restart
             assert await ask("later") == "ok 3"
     finally:
