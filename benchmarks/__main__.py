@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import random
-import secrets
 import sys
 import time
 import uuid
@@ -23,16 +22,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import asyncpg
 
 from benchmarks import baseline, bulk, data, harness
 from benchmarks.operations import SETS_DB, SQLALCHEMY, TORTOISE, Context, Target
 from sets_db import services
-from sets_db.config import asyncpg_dsn, redact, settings, with_database
+from sets_db.config import asyncpg_dsn, redact, settings
 from sets_db.db import close_db, init_db
 from sets_db.migrator import migrate
+from tests.pg import create_database, drop_database
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 LOAD_CHUNK = 50_000
@@ -197,17 +194,13 @@ async def _bench(url: str, args: argparse.Namespace) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     server = settings().url()
-    url = with_database(server, f"sets_db_bench_{secrets.token_hex(4)}")
-    name = urlsplit(url).path.lstrip("/")
-    admin = await asyncpg.connect(asyncpg_dsn(server))
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = await create_database(server, "bench")
     try:
         _say(f"database {redact(url)}")
         return await _bench(url, args)
     finally:
         if not args.keep:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+            await drop_database(url)
 
 
 def _print_bulk(result: dict[str, Any]) -> None:

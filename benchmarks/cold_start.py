@@ -20,17 +20,16 @@ import argparse
 import asyncio
 import os
 import re
-import secrets
 import statistics
 import subprocess
 import sys
 import time
-from urllib.parse import urlsplit
 
 import asyncpg
 
-from sets_db.config import asyncpg_dsn, redact, resolve_database, settings, with_database
+from sets_db.config import asyncpg_dsn, redact, resolve_database, settings
 from sets_db.migrator import migrate
+from tests.pg import create_database, drop_database
 
 USER = "cold-start-user"
 DONE = "done"
@@ -78,13 +77,7 @@ PROGRAMS = {
 
 async def prepare(server_url: str) -> tuple[str, str]:
     """A new migrated database with one set (and two images); returns its URL and the id."""
-    name = f"sets_db_cold_start_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(asyncpg_dsn(server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = with_database(server_url, name)
+    url = await create_database(server_url, "cold_start")
     await migrate(url)
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
@@ -99,14 +92,6 @@ async def prepare(server_url: str) -> tuple[str, str]:
     finally:
         await conn.close()
     return url, str(set_id)
-
-
-async def drop(url: str) -> None:
-    admin = await asyncpg.connect(asyncpg_dsn(with_database(url, "postgres")))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def time_once(program: str, url: str, set_id: str) -> float:
@@ -184,7 +169,7 @@ def main() -> None:
             for ms, name in slowest_imports("sets_db.services", args.importtime):
                 print(f"  {name:<24} {ms:7.1f} ms")
     finally:
-        asyncio.run(drop(url))
+        asyncio.run(drop_database(url))
     print(f"(database {redact(url)} dropped)", file=sys.stderr)
 
 

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import random
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -28,9 +27,9 @@ import asyncpg
 
 from benchmarks import catalogue, data
 from sets_db import services
-from sets_db.config import with_database
 from sets_db.db import close_db, init_db
 from sets_db.migrator import migrate
+from tests.pg import create_database, drop_database
 
 USER = catalogue.HEAVY_USER
 Call = Callable[[], Awaitable[Any]]
@@ -118,10 +117,7 @@ async def _writes(args: argparse.Namespace) -> dict[str, float]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, float]:
-    name = f"sets_db_bench_heavy_{secrets.token_hex(4)}"
-    url = with_database(args.server, name)
-    admin = await asyncpg.connect(args.server.replace("postgres://", "postgresql://", 1))
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = await create_database(args.server, "bench_heavy")
     try:
         await _migrate(url, args.before_migration)
         conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
@@ -136,8 +132,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         finally:
             await close_db()
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(url)
 
 
 async def _migrate(url: str, before: int | None) -> None:

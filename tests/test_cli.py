@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from sets_db.cli import app
 from sets_db.set_files import COLUMNS
+from tests import pg
 from tests.pg import REPO_ROOT, connect, service_env
 
 SETS_DB = str(Path(sys.executable).with_name("sets-db"))
@@ -44,11 +45,7 @@ def fails(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 async def fetch(url: str, query: str, *args: Any) -> list[dict[str, Any]]:
-    conn = await connect(url)
-    try:
-        return [dict(row) for row in await conn.fetch(query, *args)]
-    finally:
-        await conn.close()
+    return [dict(row) for row in await pg.fetch(url, query, *args)]
 
 
 async def count_sets(url: str, user_id: str | None = None) -> int:
