@@ -171,6 +171,12 @@ def migration_files(folder: Path = MIGRATIONS_DIR) -> list[Path]:
     return [folder / name for name in migration_versions(folder.parent)]
 
 
+def migration_named(name: str) -> Path:
+    """The one migration file called ``<number>_<timestamp>_<name>.py``."""
+    [path] = [p for p in migration_files() if p.name.endswith(f"_{name}.py")]
+    return path
+
+
 def copy_project(dest: Path, *, upto: int | None = None) -> Path:
     """A throwaway copy of the project in ``dest``, for aerich runs that must not touch the repo.
 

@@ -19,7 +19,7 @@ from sets_db.migrator import load_migration
 from sets_db.schemas import SetQuery, SortKey
 from sets_db.services import collection
 from sets_db.services.listing import build_page_sql
-from tests.pg import MIGRATIONS_DIR, loaded_database, plan_nodes
+from tests.pg import loaded_database, migration_named, plan_nodes
 
 HEAVY = "heavy-collector"
 
@@ -109,14 +109,14 @@ async def test_the_largest_legal_row_still_fits_every_index(heavy_db: Any) -> No
 
 
 def test_the_migration_builds_concurrently_and_its_downgrade_drops_everything() -> None:
-    [path] = MIGRATIONS_DIR.glob("5_*_heavy_collector_indexes.py")
+    path = migration_named("heavy_collector_indexes")
     module = load_migration(path)
     assert module.RUN_IN_TRANSACTION is False
     assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS" in path.read_text()
 
 
 async def test_downgrade_sql_names_every_index(heavy_db: Any) -> None:
-    [path] = MIGRATIONS_DIR.glob("5_*_heavy_collector_indexes.py")
+    path = migration_named("heavy_collector_indexes")
     module = load_migration(path)
     downgrade = await module.downgrade(None)
     present = {

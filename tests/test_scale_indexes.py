@@ -16,13 +16,14 @@ from tests.pg import (
     copy_project,
     execute,
     fetch,
-    migration_files,
+    migration_named,
     output_of,
     schema_snapshot,
     version_number,
 )
 
 EmptyDatabase = Callable[[], Awaitable[str]]
+MIGRATION = "scale_indexes"
 
 NEW_INDEXES = {
     "sets_user_created_idx": (
@@ -62,11 +63,6 @@ FROM sets, generate_series(0, 2) AS p;
 """
 
 
-def _this_migration() -> Path:
-    [path] = [p for p in migration_files() if p.name.endswith("_scale_indexes.py")]
-    return path
-
-
 def _project(tmp_path: Path, name: str, *, upto: int) -> Path:
     return copy_project(tmp_path / name, upto=upto)
 
@@ -79,7 +75,7 @@ async def _database_before_migration_2(
     empty_database: EmptyDatabase, tmp_path: Path
 ) -> tuple[str, Path]:
     """A database at migration 1 holding data, and a project whose history ends at 2."""
-    number = version_number(_this_migration())
+    number = version_number(migration_named(MIGRATION))
     url = await empty_database()
     output_of(aerich_in(_project(tmp_path, "before", upto=number), url, "upgrade"))
     await execute(url, SEED)
@@ -87,7 +83,7 @@ async def _database_before_migration_2(
 
 
 def test_migration_builds_concurrently_outside_a_transaction() -> None:
-    path = _this_migration()
+    path = migration_named(MIGRATION)
     module = load_migration(path)
     assert module.RUN_IN_TRANSACTION is False
     source = path.read_text()
@@ -103,7 +99,7 @@ async def test_upgrade_with_data_builds_valid_indexes_and_keeps_every_row(
 
     lines = output_of(aerich_in(project, url, "upgrade"))
 
-    assert lines == [f"Success upgrading to {_this_migration().name}"]
+    assert lines == [f"Success upgrading to {migration_named(MIGRATION).name}"]
     state = await _index_state(url)
     for name, definition in NEW_INDEXES.items():
         assert state[name] == (definition, True, True), name
@@ -120,11 +116,11 @@ async def test_downgrade_drops_only_the_new_indexes_and_upgrade_rebuilds_them(
     before = await schema_snapshot(url)
     output_of(aerich_in(project, url, "upgrade"))
     after = await schema_snapshot(url)
-    number = version_number(_this_migration())
+    number = version_number(migration_named(MIGRATION))
 
     lines = output_of(aerich_in(project, url, "downgrade", "-v", str(number), "--yes"))
 
-    assert lines == [f"Success downgrading to {_this_migration().name}"]
+    assert lines == [f"Success downgrading to {migration_named(MIGRATION).name}"]
     assert await schema_snapshot(url) == before
     assert not set(NEW_INDEXES) & set(await _index_state(url))
     assert await fetch(url, ALL_DATA) == data
