@@ -27,7 +27,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sets_db.errors import ConfigurationError
 
-MODEL_MODULES = ["sets_db.models", "aerich.models"]
+MODEL_MODULES = ["sets_db.models"]
+# aerich's own history table: a model only migrations need (importing aerich costs a
+# cold start ~25 ms, so the services' Tortoise never loads it).
+MIGRATION_MODEL_MODULES = [*MODEL_MODULES, "aerich.models"]
 APP_LABEL = "models"
 DEFAULT_CONNECTION = "default"
 READ_CONNECTION = "replica"
@@ -276,12 +279,16 @@ def server_url_for_tests(config: Settings | None = None) -> str:
 
 
 def tortoise_config(
-    url: str | None = None, *, read_url: str | None = None, config: Settings | None = None
+    url: str | None = None,
+    *,
+    read_url: str | None = None,
+    config: Settings | None = None,
+    migrations: bool = False,
 ) -> dict[str, Any]:
     """The Tortoise config of the app and aerich: the models and the asyncpg pool(s).
 
     ``read_url`` (default: ``DATABASE_READ_URL`` when ``url`` is not given) adds the reader
-    connection that the read-only services use.
+    connection that the read-only services use; ``migrations`` adds aerich's own model.
     """
     from sets_db.pool import connection_config  # the pool module needs asyncpg; load late
 
@@ -292,7 +299,12 @@ def tortoise_config(
         connections[READ_CONNECTION] = connection_config(read_url, config)
     return {
         "connections": connections,
-        "apps": {APP_LABEL: {"models": MODEL_MODULES, "default_connection": DEFAULT_CONNECTION}},
+        "apps": {
+            APP_LABEL: {
+                "models": MIGRATION_MODEL_MODULES if migrations else MODEL_MODULES,
+                "default_connection": DEFAULT_CONNECTION,
+            }
+        },
         "use_tz": True,
         "timezone": "UTC",
     }
@@ -305,7 +317,9 @@ def __getattr__(name: str) -> Any:
     if name == "TORTOISE_ORM":
         config = settings()
         return tortoise_config(
-            config.migration_url(), config=config.model_copy(update={"statement_timeout_ms": 0})
+            config.migration_url(),
+            config=config.model_copy(update={"statement_timeout_ms": 0}),
+            migrations=True,
         )
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

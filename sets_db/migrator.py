@@ -102,7 +102,7 @@ async def _command(url: str, location: Path | None = None) -> AsyncIterator[Comm
     visible everywhere (global fallback): without this init, ``migrate(other_url)`` in such
     a process would check and migrate the app's database instead of ``other_url``.
     """
-    config = tortoise_config(url, config=_direct())
+    config = tortoise_config(url, config=_direct(), migrations=True)
     await Tortoise.init(config=config)
     command = Command(
         tortoise_config=config, app=APP_LABEL, location=str(location or MIGRATIONS_DIR)

@@ -215,7 +215,11 @@ Position = Annotated[int, Field(ge=0, le=MAX_POSITION), Integer]
 class _Input(BaseModel):
     # revalidate_instances: a DTO instance is checked again when a service receives it, so
     # one built with model_construct() or model_copy(update=...) cannot skip the rules.
-    model_config = ConfigDict(extra="forbid", frozen=True, revalidate_instances="always")
+    # defer_build: a model is compiled on its first use, not at import, so a cold start
+    # (a new Lambda instance) pays only for the models its first call needs.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, revalidate_instances="always", defer_build=True
+    )
 
 
 InputModel = TypeVar("InputModel", bound=BaseModel)
@@ -278,7 +282,7 @@ class SetUpdate(SetFields):
 
 
 class _Output(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class ImageOut(_Output):

@@ -24,7 +24,7 @@ def test_both_config_files_say_the_same() -> None:
     assert pyproject["tortoise_orm"] == "sets_db.config.TORTOISE_ORM"
     assert pyproject["location"] == "./migrations"
     # The dotted path names the project's Tortoise config: the same apps and models.
-    assert TORTOISE_ORM["apps"] == tortoise_config()["apps"]
+    assert TORTOISE_ORM["apps"] == tortoise_config(migrations=True)["apps"]
 
 
 def test_both_configs_drive_the_same_history(database_url: str) -> None:

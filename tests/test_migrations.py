@@ -169,7 +169,7 @@ from tortoise import Tortoise, run_async
 from sets_db.config import tortoise_config
 
 async def main() -> None:
-    await Tortoise.init(config=tortoise_config())
+    await Tortoise.init(config=tortoise_config(migrations=True))
     await Tortoise.generate_schemas(safe=False)
 
 run_async(main())

@@ -45,7 +45,7 @@ IMAGE_COLUMNS = ("set_id", "image_url", "thumbnail_url", "position")
 
 # One validation call per batch: pydantic reports every bad row, each error located by (row
 # index, field).
-_ROWS = pydantic.TypeAdapter(list[SetCreate])
+_ROWS = pydantic.TypeAdapter(list[SetCreate], config=pydantic.ConfigDict(defer_build=True))
 
 # Newest first, like list_sets' default page, which is the order of sets_user_created_idx.
 EXPORT_SQL = f"""
