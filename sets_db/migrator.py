@@ -237,3 +237,26 @@ async def _drift(url: str) -> str:
             upgrade = "; ".join(Migrate.upgrade_operators)
             _reset_aerich_state()
         return upgrade if generated else ""
+
+
+# --- Steps shared by migration files ---------------------------------------------------------
+
+_INVALID_INDEX = "SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid"
+# What a migration that did its work itself hands aerich to execute (an empty string
+# crashes asyncpg). CONCURRENTLY takes SHARE UPDATE EXCLUSIVE, which blocks no read or
+# write, and a big table's build may rightly take long: no lock or statement timeout wanted.
+NOTHING_LEFT_TO_RUN = (
+    "-- squawk-ignore-file require-lock-timeout, require-statement-timeout\nSELECT 1"
+)
+
+
+async def create_indexes_concurrently(db: Any, indexes: dict[str, str]) -> str:
+    """Build each index ``CONCURRENTLY``, one statement at a time (PostgreSQL wraps the
+    statements of one script in a transaction, where CONCURRENTLY is refused). A failed
+    concurrent build leaves an INVALID index that ``IF NOT EXISTS`` would keep forever:
+    such a leftover is dropped and built again. Returns what aerich should execute."""
+    for name, definition in indexes.items():
+        if await db.execute_query_dict(_INVALID_INDEX, [name]):
+            await db.execute_script(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+        await db.execute_script(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}')
+    return NOTHING_LEFT_TO_RUN

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from sets_db.migrator import load_migration
+from sets_db.migrator import RecordingConnection, load_migration
 from tests.pg import (
     aerich_in,
     copy_project,
@@ -82,12 +82,15 @@ async def _database_before_migration_2(
     return url, _project(tmp_path, "with_indexes", upto=number + 1)
 
 
-def test_migration_builds_concurrently_outside_a_transaction() -> None:
-    path = migration_named(MIGRATION)
-    module = load_migration(path)
+async def test_migration_builds_concurrently_outside_a_transaction() -> None:
+    module = load_migration(migration_named(MIGRATION))
     assert module.RUN_IN_TRANSACTION is False
-    source = path.read_text()
-    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS" in source
+    recorder = RecordingConnection()
+    await module.upgrade(recorder)
+    assert recorder.statements == [
+        f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}'
+        for name, definition in module.INDEXES.items()
+    ]
     assert set(module.INDEXES) == set(NEW_INDEXES)
 
 

@@ -1,4 +1,4 @@
-"""Indexes for one owner's pages, duplicate lookups and tag filters at scale (issue 5).
+"""Indexes for one owner's pages, duplicate lookups and tag filters at scale.
 
 The table may already hold millions of rows when this runs, so every index is built
 ``CONCURRENTLY``: writes go on while it builds. That rules out a transaction
@@ -17,6 +17,8 @@ refused, so the downgrade drops them plainly: that takes a brief exclusive lock 
 
 from tortoise import BaseDBAsyncClient
 
+from sets_db.migrator import create_indexes_concurrently
+
 RUN_IN_TRANSACTION = False
 
 INDEXES = {
@@ -25,21 +27,8 @@ INDEXES = {
     "sets_tags_gin_idx": 'ON "sets" USING GIN ("tags")',
 }
 
-_INVALID = "SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid"
-
-
 async def upgrade(db: BaseDBAsyncClient) -> str:
-    for name, definition in INDEXES.items():
-        if await db.execute_query_dict(_INVALID, [name]):
-            await db.execute_script(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
-        await db.execute_script(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}')
-    # aerich executes whatever is returned; an empty string crashes asyncpg.
-    return (
-        # CONCURRENTLY takes SHARE UPDATE EXCLUSIVE, which blocks no read or write, and a
-        # big table's build may rightly take long: no lock or statement timeout wanted.
-        "-- squawk-ignore-file require-lock-timeout, require-statement-timeout\n"
-        "SELECT 1"
-    )
+    return await create_indexes_concurrently(db, INDEXES)
 
 
 async def downgrade(db: BaseDBAsyncClient) -> str:

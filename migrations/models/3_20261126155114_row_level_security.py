@@ -1,4 +1,4 @@
-"""Row-level security on sets and set_images (defense in depth; issue 6).
+"""Row-level security on sets and set_images (defense in depth).
 
 Creates the application role ``sets_db_app`` (NOLOGIN, a member of nothing and granted to
 nobody): a login gets it with ``GRANT sets_db_app TO <login>``, and the services assume it

@@ -31,6 +31,8 @@ and this login may drop it; otherwise it stays, as migration 3 keeps its role.
 
 from tortoise import BaseDBAsyncClient
 
+from sets_db.migrator import create_indexes_concurrently
+
 RUN_IN_TRANSACTION = False
 
 TOTAL_COST = 'COALESCE("purchase_price", 0) + COALESCE("tax", 0) + COALESCE("shipping", 0)'
@@ -47,8 +49,6 @@ INDEXES = {
     ),
 }
 
-_INVALID = "SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid"
-
 # In a subtransaction: "still used by another object" or "not the owner" keeps it.
 _DROP_EXTENSION = """
 DO $$
@@ -62,17 +62,7 @@ $$;"""
 
 async def upgrade(db: BaseDBAsyncClient) -> str:
     await db.execute_script("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    for name, definition in INDEXES.items():
-        if await db.execute_query_dict(_INVALID, [name]):
-            await db.execute_script(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
-        await db.execute_script(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}')
-    # aerich executes whatever is returned; an empty string crashes asyncpg.
-    return (
-        # CONCURRENTLY blocks no read or write, and a big table's build may rightly take
-        # long: no lock or statement timeout wanted.
-        "-- squawk-ignore-file require-lock-timeout, require-statement-timeout\n"
-        "SELECT 1"
-    )
+    return await create_indexes_concurrently(db, INDEXES)
 
 
 async def downgrade(db: BaseDBAsyncClient) -> str:
