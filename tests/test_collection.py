@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from sets_db import services
 from tests.factories import ALICE, BOB, FULL_SET, small_collection
@@ -52,3 +53,18 @@ async def test_stats_of_a_huge_collection_do_not_overflow(db: str) -> None:
     stats = await services.collection_stats(user_id=ALICE)
     assert stats.money_spent == top * 3 * 3400
     assert stats.money_spent.as_tuple().exponent == -2  # cents, as stored
+
+
+async def test_totals_past_bigint_are_exact(db: str, raw: Any) -> None:
+    # Another client may store the column maxima; their products pass bigint by far.
+    biggest = 2**31 - 1
+    for _ in range(3):
+        await raw.execute(
+            "INSERT INTO sets (user_id, title, piece_count, quantity) VALUES ($1, 'max', $2, $2)",
+            ALICE,
+            biggest,
+        )
+    stats = await services.collection_stats(user_id=ALICE)
+    assert stats.total_quantity == 3 * biggest
+    assert stats.total_pieces == 3 * biggest * biggest
+    assert stats.themes[0].total_pieces == 3 * biggest * biggest
