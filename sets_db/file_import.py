@@ -13,19 +13,20 @@ rest of the file is still checked so that the report can say how many problems t
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from itertools import islice
 
-from sets_db.services.transfer import RecordBatch, copy_batches, copy_records
+from sets_db.services.transfer import (
+    MAX_REPORTED,
+    SLICE_ROWS,
+    RecordBatch,
+    copy_batches,
+    copy_records,
+    gathered,
+)
 from sets_db.set_files import OpenFile, RowError, check_rows
-
-BATCH_ROWS = 2000
-# Rows checked between two turns of the event loop (a few milliseconds of work).
-SLICE_ROWS = 100
-MAX_REPORTED = 100
 
 # Given the file's size, a callback that is told how many bytes were read so far.
 Progress = Callable[[int], AbstractContextManager[Callable[[int], None]]]
@@ -49,28 +50,17 @@ class _Rejected(Exception):
     """Raised from inside the copy when the file had problems: rolls the transaction back."""
 
 
-async def _checked_batches(
+async def _checked_slices(
     file: OpenFile, report: ImportReport, user_id: str | None, progress: Progress
-) -> AsyncGenerator[RecordBatch, None]:
-    """COPY records of ``BATCH_ROWS`` rows at a time (none once a row failed)."""
+) -> AsyncGenerator[RecordBatch | None, None]:
+    """Each slice's COPY records (None once a row failed, or when only checking)."""
     with progress(file.size) as advance:
-        batch: RecordBatch = ([], [])
         while rows := list(islice(file.rows, SLICE_ROWS)):
             sets, errors = check_rows(rows, csv_cells=file.format == "csv")
             report.add(len(sets), errors)
             # Once a row failed nothing will be written: records would only be thrown away.
-            if user_id and not report.problems:
-                set_records, image_records = copy_records(user_id, sets)
-                batch[0].extend(set_records)
-                batch[1].extend(image_records)
-            if len(batch[0]) >= BATCH_ROWS:
-                yield batch
-                batch = ([], [])
+            yield copy_records(user_id, sets) if user_id and not report.problems else None
             advance(file.bytes_read())
-            # Checking is CPU work: let other tasks (the COPY of the previous batch) run.
-            await asyncio.sleep(0)
-        if batch[0] and not report.problems:
-            yield batch
     if report.problems:
         raise _Rejected
 
@@ -79,7 +69,7 @@ async def check_file(file: OpenFile, *, progress: Progress) -> ImportReport:
     """Check every row of the file (opened with ``set_files.read_rows``); nothing is written."""
     report = ImportReport()
     with suppress(_Rejected):
-        async for _ in _checked_batches(file, report, None, progress):
+        async for _ in gathered(_checked_slices(file, report, None, progress)):
             pass
     return report
 
@@ -88,5 +78,5 @@ async def import_file(user_id: str, file: OpenFile, *, progress: Progress) -> Im
     """Import every row of the file for ``user_id``, or (if any row is bad) none."""
     report = ImportReport()
     with suppress(_Rejected):
-        await copy_batches(user_id, _checked_batches(file, report, user_id, progress))
+        await copy_batches(user_id, gathered(_checked_slices(file, report, user_id, progress)))
     return report

@@ -181,7 +181,8 @@ async def copy_batches(user_id: str, batches: AsyncGenerator[RecordBatch, None])
 
 
 async def _settle(ahead: asyncio.Future[Any]) -> None:
-    """Let a read-ahead finish (its worker thread cannot be cancelled) and drop its result."""
+    """Let a read-ahead finish (a running async generator cannot be closed) and drop its
+    result."""
     if not ahead.done():
         await asyncio.wait([ahead])
     if not ahead.cancelled():
@@ -226,27 +227,41 @@ async def _chunks(rows: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[lis
         yield chunk
 
 
-async def _prepared(
+async def gathered(slices: AsyncIterable[RecordBatch | None]) -> AsyncGenerator[RecordBatch, None]:
+    """The COPY records of checked slices of rows, gathered into batches of ``BATCH_ROWS``
+    sets. ``None`` stands for a slice that will not be written (it, or an earlier one, had a
+    bad row): from then on nothing is yielded, but the slices are still read to the end so
+    that every row is checked. Checking is CPU work: the event loop gets a turn between two
+    slices, and the COPY of the previous batch goes on meanwhile."""
+    batch: RecordBatch = ([], [])
+    writing = True
+    async for records in slices:
+        if records is None:
+            writing = False
+        elif writing:
+            batch[0].extend(records[0])
+            batch[1].extend(records[1])
+            if len(batch[0]) >= BATCH_ROWS:
+                yield batch
+                batch = ([], [])
+        await asyncio.sleep(0)
+    if writing and batch[0]:
+        yield batch
+
+
+async def _checked_slices(
     user_id: str, rows: Iterable[Any] | AsyncIterable[Any]
-) -> AsyncGenerator[RecordBatch, None]:
+) -> AsyncGenerator[RecordBatch | None, None]:
+    """Each slice's COPY records (None once a row failed); at the end, one InvalidInputError
+    with the first ``MAX_REPORTED`` problems and the total."""
     problems: list[FieldError] = []
     total = offset = 0
-    batch: RecordBatch = ([], [])
     async for chunk in _chunks(rows):
         checked, errors = _checked_batch(user_id, chunk, offset, not total)
         offset += len(chunk)
         total += len(errors)
         problems += errors[: MAX_REPORTED - len(problems)]
-        if checked is not None and not total:
-            batch[0].extend(checked[0])
-            batch[1].extend(checked[1])
-        if len(batch[0]) >= BATCH_ROWS and not total:
-            yield batch
-            batch = ([], [])
-        # Checking is CPU work: let other tasks (the COPY of the previous batch) run.
-        await asyncio.sleep(0)
-    if batch[0] and not total:
-        yield batch
+        yield checked
     if total > len(problems):
         problems.append(
             FieldError("rows", f"{total} problems in all; the first {len(problems)} are listed")
@@ -274,7 +289,7 @@ async def import_sets(
     ``MAX_REPORTED`` problems, located as ``rows.<index>.<field>``, then the total.
     """
     user_id = checked_user_id(user_id)
-    return await copy_batches(user_id, _prepared(user_id, _iterable(rows)))
+    return await copy_batches(user_id, gathered(_checked_slices(user_id, _iterable(rows))))
 
 
 MAX_EXPORT_BATCH = 100_000
