@@ -121,6 +121,12 @@ class Settings(BaseSettings):
             database=self.postgres_db or "postgres",
         )
 
+    def for_migrations(self) -> Settings:
+        """These settings as migrations use them: a direct session (``migration_url()``, so
+        asyncpg's statement cache is fine) and no statement timeout (an index build on a
+        big table may rightly take long)."""
+        return self.model_copy(update={"pooler": "none", "statement_timeout_ms": 0})
+
     def migration_url(self, service_url: str | None = None) -> str:
         """Where migrations run: the direct URL, else the service URL (refused behind a
         transaction pooler, where a session lock cannot hold)."""
@@ -198,10 +204,9 @@ def redact(url: str) -> str:
 
 
 def connect_options(config: Settings | None = None) -> dict[str, Any]:
-    """Keyword arguments for every ``asyncpg.connect()`` sets-db makes outside the pool.
-
-    Behind a transaction pooler: no statement cache (its names would outlive the server
-    connection) and no startup setting (PgBouncer refuses unknown ones).
+    """Keyword arguments for a plain ``asyncpg.connect()`` to the service URL, which may be
+    a transaction pooler: then no statement cache (its names would outlive the server
+    connection). The migrator's own connections go to the direct URL and need none.
     """
     config = config or settings()
     return {"statement_cache_size": 0} if config.behind_pooler else {}
@@ -312,14 +317,11 @@ def tortoise_config(
 
 def __getattr__(name: str) -> Any:
     # aerich reads ``sets_db.config.TORTOISE_ORM`` by dotted path; it is computed when asked
-    # for, never at import. Migrations use the direct URL and run without a statement
-    # timeout (an index build may take a while).
+    # for, never at import.
     if name == "TORTOISE_ORM":
         config = settings()
         return tortoise_config(
-            config.migration_url(),
-            config=config.model_copy(update={"statement_timeout_ms": 0}),
-            migrations=True,
+            config.migration_url(), config=config.for_migrations(), migrations=True
         )
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -26,7 +26,7 @@ from aerich import Command
 from aerich.migrate import Migrate
 from tortoise import Tortoise
 
-from sets_db.config import APP_LABEL, Settings, asyncpg_dsn, settings, tortoise_config
+from sets_db.config import APP_LABEL, asyncpg_dsn, settings, tortoise_config
 from sets_db.schema_check import live_differences
 from sets_db.translation import translate_errors
 
@@ -43,12 +43,6 @@ MIN_LOCK_POLL_S = 0.05
 MAX_LOCK_POLL_S = 1.0
 
 T = TypeVar("T")
-
-
-def _direct() -> Settings:
-    """Migrations run on a direct session (``DATABASE_DIRECT_URL``), with the statement cache
-    and without a statement timeout: an index build may take a while."""
-    return settings().model_copy(update={"pooler": "none", "statement_timeout_ms": 0})
 
 
 async def connect_direct(url: str) -> asyncpg.Connection:
@@ -102,7 +96,7 @@ async def _command(url: str, location: Path | None = None) -> AsyncIterator[Comm
     visible everywhere (global fallback): without this init, ``migrate(other_url)`` in such
     a process would check and migrate the app's database instead of ``other_url``.
     """
-    config = tortoise_config(url, config=_direct(), migrations=True)
+    config = tortoise_config(url, config=settings().for_migrations(), migrations=True)
     await Tortoise.init(config=config)
     command = Command(
         tortoise_config=config, app=APP_LABEL, location=str(location or MIGRATIONS_DIR)
@@ -190,11 +184,10 @@ async def pending_or_drift(url: str | None = None) -> list[str]:
         for version in applied
         if version not in files
     ]
-    if not problems:
-        # Only at head does the live schema have to be exactly what the migrations build.
-        with translate_errors():
-            problems += [f"live schema: {line}" for line in await live_differences(url)]
     with translate_errors():
+        if not problems:
+            # Only at head does the live schema have to be exactly what the migrations build.
+            problems += [f"live schema: {line}" for line in await live_differences(url)]
         drift = await _isolated(_drift, url)
     if drift:
         problems.append(

@@ -5,10 +5,11 @@ records it in the task's context (as Tortoise's ``in_transaction()`` does), so a
 fails half-way, a streaming export, or a server restart cannot leave a task pointing at a
 connection that went back to the pool.
 
-Routing: the read-only services pass ``read_only=True``; with a reader endpoint configured
-(``DATABASE_READ_URL``) they go to it unless the owner wrote recently and the replica has not
-replayed that write yet (read-your-writes, by WAL position), the replica lags past
-``SETS_DB_REPLICA_MAX_LAG_S`` or is down: then to the primary. Writes always go to the primary.
+Routing: the read-only services use ``owner_read``; with a reader endpoint configured
+(``DATABASE_READ_URL``) it goes to the replica unless the owner wrote recently and the
+replica has not replayed that write yet (read-your-writes, by WAL position), the replica
+lags past ``SETS_DB_REPLICA_MAX_LAG_S`` or is down: then to the primary. Writes always go
+to the primary.
 """
 
 from __future__ import annotations

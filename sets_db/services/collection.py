@@ -14,7 +14,7 @@ from sets_db.schemas import (
     checked_user_id,
     validated,
 )
-from sets_db.services.rows import SETS, set_with_images, to_dto, to_set
+from sets_db.services.rows import SETS, set_with_images, to_dto, to_sets
 from sets_db.sessions import owner_read
 
 # ROLLUP gives the per-theme rows and the grand total (GROUPING(theme) = 1) in one scan.
@@ -116,7 +116,7 @@ async def find_duplicates(*, user_id: str, set_number: str) -> list[SetOut]:
     number = validated(ShortTextValue, {"value": set_number}).value
     async with owner_read(user_id) as session:
         rows = await session.raw.fetch(DUPLICATES_SQL, user_id, number)
-    return [to_set(row) for row in rows]
+    return to_sets(rows)
 
 
 async def list_duplicate_groups(*, user_id: str) -> list[DuplicateGroup]:
