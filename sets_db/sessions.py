@@ -28,7 +28,7 @@ from tortoise.connection import get_connection
 
 from sets_db.config import DEFAULT_CONNECTION, READ_CONNECTION, Settings, settings
 from sets_db.errors import DatabaseUnavailableError, PoolExhaustedError
-from sets_db.pool import SEARCH_PATH
+from sets_db.pool import JIT, SEARCH_PATH
 from sets_db.translation import DRIVER_ERRORS, translate
 
 
@@ -82,6 +82,7 @@ def _prelude(config: Settings) -> str | None:
         timeout = int(config.statement_timeout_ms)
         parts.append(f"set_config('statement_timeout', '{timeout}', true)")
         parts.append(f"set_config('search_path', '{SEARCH_PATH}', true)")
+        parts.append(f"set_config('jit', '{JIT}', true)")
     return "SELECT " + ", ".join(parts) if parts else None
 
 

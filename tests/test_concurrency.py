@@ -9,6 +9,8 @@ import random
 from typing import Any
 from uuid import UUID
 
+from sets_db.config import settings
+from sets_db.pool import SEARCH_PATH
 from sets_db.services import (
     add_image,
     collection_stats,
@@ -20,6 +22,7 @@ from sets_db.services import (
     list_tags,
     update_set,
 )
+from sets_db.sessions import owner_read, owner_transaction
 
 USERS = 50
 CALLS_PER_USER = 30
@@ -57,3 +60,16 @@ async def test_fifty_users_with_mixed_calls_all_succeed(db: str, raw: Any) -> No
     expected = await asyncio.gather(*(one_user(n) for n in range(USERS)))  # any error fails
     counts = dict(await raw.fetch("SELECT user_id, count(*) FROM sets GROUP BY user_id"))
     assert counts == {f"user-{n}": owned for n, owned in enumerate(expected) if owned}
+
+
+async def test_every_call_runs_with_sets_db_settings(db: str) -> None:
+    """Direct or through the pooler (where they are set inside each transaction), every
+    session has the statement timeout, the search path and JIT off."""
+    timeout = str(settings().statement_timeout_ms)
+    for session_of in (owner_read, owner_transaction):
+        async with session_of("someone") as session:
+            row = await session.raw.fetchrow(
+                "SELECT setting AS timeout, current_setting('search_path') AS path,"
+                " current_setting('jit') AS jit FROM pg_settings WHERE name = 'statement_timeout'"
+            )
+        assert (row["timeout"], row["path"], row["jit"]) == (timeout, SEARCH_PATH, "off")

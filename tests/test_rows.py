@@ -6,10 +6,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from sets_db import services
+from sets_db.config import tortoise_config
+from sets_db.pool import init_connection
+from sets_db.services.rows import FETCH_SET_SQL, to_set
 from tests.factories import ALICE
+from tests.pg import connect, service_url
 
 
 @pytest.fixture
@@ -54,3 +59,26 @@ async def test_every_row_the_database_accepts_reads_back(
     for item in exported:
         assert (await services.get_set(user_id=ALICE, set_id=item.id)) == item
     assert (await services.collection_stats(user_id=ALICE)).set_count == len(ODD_ROWS)
+
+
+async def test_a_new_connection_reads_image_rows_without_type_introspection(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool's connections know the ``record[]`` codec from the start: asyncpg never
+    has to look it up (a catalog query on every new connection)."""
+    created = await services.create_set(
+        user_id=ALICE, data={"title": "x", "images": [{"image_url": "https://i.test/1.jpg"}]}
+    )
+    assert tortoise_config(db)["connections"]["default"]["credentials"]["init"] is init_connection
+
+    async def refuse(*args: Any) -> Any:
+        raise AssertionError("asyncpg introspected a type")
+
+    monkeypatch.setattr(asyncpg.Connection, "_introspect_types", refuse)
+    conn = await connect(service_url(db))
+    try:
+        await init_connection(conn)
+        row = await conn.fetchrow(FETCH_SET_SQL, created.id, ALICE)
+    finally:
+        await conn.close()
+    assert to_set(row) == created
