@@ -18,23 +18,24 @@ from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from sets_db import services
-from sets_db.adopt import adopt, server_timezone
 from sets_db.config import ResolvedDatabase, resolve_database, settings
-from sets_db.db import lifespan
 from sets_db.embedded import EmbeddedServerError
 from sets_db.errors import InvalidInputError, SetNotFoundError, SetsDbError
-from sets_db.file_import import ImportReport, check_file, import_file
-from sets_db.migrator import applied_versions, migrate, migration_versions, pending_or_drift
 from sets_db.schemas import CollectionStats, SetOut, checked_user_id
 from sets_db.set_files import Format, OpenFile, SetFileError, Writer, detect_format, read_rows
+
+if TYPE_CHECKING:
+    from sets_db.file_import import ImportReport
+
+# The modules that import Tortoise (and aerich) are imported inside the commands that use
+# them: ``--help``, a usage error or a bad setting answers in a fraction of the time.
 
 T = TypeVar("T")
 
@@ -104,6 +105,9 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
 @asynccontextmanager
 async def _connected(url: str) -> AsyncIterator[None]:
     """Tortoise connected to ``url``, after checking the schema is at head."""
+    from sets_db.db import lifespan
+    from sets_db.migrator import applied_versions, migration_versions
+
     applied = await applied_versions(settings().direct_url or url)
     pending = [v for v in migration_versions() if v not in applied]
     if pending:
@@ -126,7 +130,8 @@ def demo() -> None:
 
 
 async def _demo(url: str, migration_url: str) -> None:
-    from sets_db import demo_data
+    from sets_db import demo_data, services
+    from sets_db.migrator import migrate
 
     applied = await migrate(migration_url)
     err.print(f"migrations applied: {len(applied)}")
@@ -222,6 +227,8 @@ def migrate_command(
     ] = False,
 ) -> None:
     """Apply the pending migrations (or, with --check, only report them)."""
+    from sets_db.migrator import migrate, pending_or_drift
+
     with _clean_errors():
         database = _database()
         if check:
@@ -241,6 +248,8 @@ def migrate_command(
 @app.command()
 def status() -> None:
     """Show the applied and the pending migrations."""
+    from sets_db.migrator import applied_versions, migration_versions
+
     with _clean_errors():
         database = _database()
         applied = _run(applied_versions(_migration_url(database)))
@@ -275,6 +284,8 @@ def adopt_command(
     ] = False,
 ) -> None:
     """Take over a database made by the story's Drizzle migrations, data intact."""
+    from sets_db.adopt import adopt
+
     with _clean_errors():
         url = settings().migration_url(_database().url)
         zone = timezone or _confirmed_server_zone(url, confirmed=yes or dry_run)
@@ -284,6 +295,8 @@ def adopt_command(
 
 
 def _confirmed_server_zone(url: str, *, confirmed: bool) -> str:
+    from sets_db.adopt import server_timezone
+
     # The wrong zone would shift every stored date: the default must be seen and confirmed.
     zone = _run(server_timezone(url))
     err.print(f"stored timestamps will be read as wall times in {zone} (the server's TimeZone)")
@@ -305,6 +318,8 @@ def stats(user: User) -> None:
 
 
 async def _stats(url: str, user_id: str) -> CollectionStats:
+    from sets_db import services
+
     async with _connected(url):
         return await services.collection_stats(user_id=user_id)
 
@@ -332,6 +347,8 @@ def import_command(
         user = _owner(user)
         with read_rows(file, detect_format(file, file_format)) as opened:
             if dry_run:
+                from sets_db.file_import import check_file
+
                 err.print("database: none (a dry run only validates the file)")
                 report = _run(check_file(opened, progress=_progress))
             else:
@@ -369,6 +386,8 @@ def _progress(total_bytes: int) -> Iterator[Any]:
 
 
 async def _import(url: str, user_id: str, file: OpenFile) -> ImportReport:
+    from sets_db.file_import import import_file
+
     async with _connected(url):
         # What exists now lives until the command ends: frozen, the garbage collector does
         # not rescan it in every full collection (each one held the event loop ~60 ms).
@@ -434,6 +453,8 @@ def _to_stdout(url: str, user_id: str, file_format: Format) -> int | None:
 
 
 async def _export(url: str, user_id: str, stream: TextIO, file_format: Format) -> int:
+    from sets_db import services
+
     async with _connected(url):
         writer = Writer(stream, file_format)
         items = services.export_sets(user_id=user_id)

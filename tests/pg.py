@@ -64,13 +64,15 @@ async def connect(url: str) -> Any:
     return await asyncpg.connect(asyncpg_dsn(url), timeout=10, **connect_options(load_settings()))
 
 
-async def create_database(server_url: str, purpose: str = "t") -> str:
-    """A new empty database on the server of ``server_url``; returns its URL."""
+async def create_database(server_url: str, purpose: str = "t", *, copy_of: str = "") -> str:
+    """A new database on the server of ``server_url``, empty or a copy of the database of
+    the URL ``copy_of`` (which nobody may be connected to); returns its URL."""
     # pid + random: two runs (or two workers) at once can never pick the same name.
     name = f"{TEST_DATABASE_PREFIX}{purpose}_{os.getpid()}_{secrets.token_hex(4)}"
+    template = f' TEMPLATE "{urlsplit(copy_of).path.lstrip("/")}"' if copy_of else ""
     admin = await connect(server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"{template}')
     finally:
         await admin.close()
     return with_database(server_url, name)
@@ -112,6 +114,29 @@ async def fetch(url: str, query: str, *args: Any) -> list[Any]:
         await conn.close()
 
 
+# The indexes that back no constraint: the load can go without them.
+_SECONDARY_INDEXES = """
+SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE i.indrelid = ANY($1::regclass[])
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+"""
+
+
+@asynccontextmanager
+async def _indexes_built_after(conn: Any, tables: tuple[str, ...]) -> AsyncIterator[None]:
+    """Secondary indexes dropped for the load and built again from their own definitions:
+    one bulk build each instead of an insert per row (half the setup time of 200k sets)."""
+    indexes = await conn.fetch(_SECONDARY_INDEXES, list(tables))
+    for index in indexes:
+        await conn.execute(f'DROP INDEX "{index["name"]}"')
+    yield
+    await conn.execute("SET maintenance_work_mem = '256MB'")
+    for index in indexes:
+        await conn.execute(index["definition"])
+    await conn.execute("RESET maintenance_work_mem")
+
+
 @asynccontextmanager
 async def loaded_database(
     server_url: str, purpose: str, load_sql: str, tables: tuple[str, ...] = ("sets",)
@@ -124,7 +149,8 @@ async def loaded_database(
         await migrate(url)
         conn = await connect(url)
         try:
-            await conn.execute(load_sql)
+            async with _indexes_built_after(conn, tables):
+                await conn.execute(load_sql)
             # VACUUM refuses a multi-statement script (one implicit transaction): one a table.
             for table in tables:
                 await conn.execute(f"VACUUM ANALYZE {table}")

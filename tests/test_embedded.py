@@ -86,8 +86,10 @@ def test_demo_without_any_server_uses_the_embedded_one(tmp_path: Path) -> None:
 def test_test_suite_falls_back_to_the_embedded_server(tmp_path: Path) -> None:
     """The harness itself (tests/conftest.py) runs with no server configured or reachable."""
     env = no_server_env(tmp_path / ".sets-db")
+    # -n 0: one process; workers would each start the embedded server in the same directory.
+    pytest_command = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider"]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_smoke.py"],
+        [*pytest_command, "tests/test_smoke.py"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

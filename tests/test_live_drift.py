@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from sets_db.config import with_database
-from sets_db.migrator import migrate, pending_or_drift
+from sets_db.migrator import pending_or_drift
 from sets_db.schema_check import (
     catalog_of,
     ddl_catalog,
@@ -20,7 +19,7 @@ from sets_db.schema_check import (
     expected_schema,
     fresh_catalog,
 )
-from tests.pg import REPO_ROOT, connect, create_database, drop_database
+from tests.pg import REPO_ROOT, connect
 from tests.test_schema_contract import DRIZZLE_REFERENCE_SQL
 
 SETS_DB = str(Path(sys.executable).with_name("sets-db"))
@@ -51,29 +50,9 @@ DRIFTS = {
 }
 
 
-@pytest.fixture(scope="module")
-async def template(server_url: str) -> AsyncIterator[str]:
-    """A database at head, copied (CREATE DATABASE ... TEMPLATE) for every test."""
-    url = await create_database(server_url, "tmpl")
-    try:
-        await migrate(url)
-        yield url
-    finally:
-        await drop_database(url)
-
-
 @pytest.fixture
-async def fresh(template: str) -> AsyncIterator[str]:
-    url = await create_database(template, "drift")
-    await drop_database(url)
-    name = url.rsplit("/", 1)[1]
-    admin = await connect(with_database(template, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template.rsplit("/", 1)[1]}"')
-    finally:
-        await admin.close()
-    yield url
-    await drop_database(url)
+async def fresh(migrated_database: Callable[[], Awaitable[str]]) -> str:
+    return await migrated_database()
 
 
 def check(url: str) -> subprocess.CompletedProcess[str]:
