@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from sets_db import sessions
 from sets_db.config import with_database
 from sets_db.errors import DatabaseUnavailableError, ReadOnlyDatabaseError
 from sets_db.services import create_set, get_set, list_sets
@@ -195,3 +196,32 @@ async def test_a_write_sent_to_the_standby_is_read_only_database_error(
         with pytest.raises(ReadOnlyDatabaseError) as raised:
             await create_set(user_id=WRITER, data={"title": "nowhere"})
     assert isinstance(raised.value, DatabaseUnavailableError)  # retryable, once failed over
+
+
+# What an Aurora reader answers: it replicates below the WAL, so it reports no replay
+# position (and no replay timestamp to measure a lag by).
+AURORA_READER_STATUS = (
+    "SELECT pg_is_in_recovery() AS in_recovery, NULL::bigint AS replayed, NULL::float8 AS lag_s"
+)
+
+
+async def test_a_reader_without_a_replay_position_keeps_a_writer_on_the_primary_for_a_window(
+    routed: tuple[str, str], replica_pair: tuple[Cluster, Cluster], monkeypatch: Any
+) -> None:
+    """The standby answers the status query as an Aurora reader does: read-your-writes then
+    keeps a writer's reads on the primary for SETS_DB_REPLICA_MAX_LAG_S after the write."""
+    primary_url, standby_url = routed
+    primary, standby = replica_pair
+    monkeypatch.setattr(sessions, "_REPLICA_STATUS", AURORA_READER_STATUS)
+    window_s = 1.0
+    async with services_on(
+        primary_url, read_url=standby_url, environ={"SETS_DB_REPLICA_MAX_LAG_S": str(window_s)}
+    ):
+        await pause_replay(primary_url, standby_url)
+        created = await create_set(user_id=WRITER, data={"title": "mine"})
+        # The standby has not replayed the write, and cannot say so: the window covers it.
+        assert (await get_set(user_id=WRITER, set_id=created.id)).title == "mine"
+        assert await served_by(WRITER) == primary.port
+        assert await served_by(OTHER) == standby.port
+        await asyncio.sleep(window_s + 0.3)
+        assert await served_by(WRITER) == standby.port
