@@ -114,7 +114,12 @@ def _like_pattern(text: str) -> str:
 
 def _filters(query: SetQuery, user_id: str, bind: _Params) -> list[str]:
     where = [f"s.user_id = {bind(user_id)}"]
-    if query.themes is not None:
+    if query.themes is not None and len(query.themes) == 1:
+        # One theme, the common filter, as an equality: the generic plan of ``= ANY($n)``
+        # (a prepared statement's plan after five calls) guesses its selectivity blindly and
+        # preferred a BitmapAnd with the tags index that read 13k rows (2.0 vs 0.3 ms).
+        where.append(f"s.theme = {bind(query.themes[0])}")
+    elif query.themes is not None:
         where.append(f"s.theme = ANY({bind(query.themes)}::text[])")
     if query.tags:
         where.append(f"s.tags @> {bind(query.tags)}::text[]")
