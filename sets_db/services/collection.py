@@ -22,8 +22,11 @@ STATS_SQL = f"""
 SELECT GROUPING(theme) AS is_total,
        theme,
        count(*) AS set_count,
-       COALESCE(sum(quantity::numeric), 0) AS total_quantity,
-       COALESCE(sum(COALESCE(piece_count, 0)::numeric * quantity), 0) AS total_pieces,
+       -- No overflow in integers: sum(integer) is a bigint (2^32 rows of the largest
+       -- quantity would not fill it), one row's pieces (2^31)^2 fit a bigint, and sum(bigint)
+       -- is an exact numeric. Per-row numeric arithmetic took twice the statement's time.
+       COALESCE(sum(quantity), 0) AS total_quantity,
+       COALESCE(sum(COALESCE(piece_count, 0)::bigint * quantity), 0) AS total_pieces,
        count(*) FILTER (WHERE is_built) AS built_count,
        -- round(.., 2): always two decimals (also for 0) and, unlike a numeric(p,2) cast,
        -- no ceiling a big collection could overflow.
