@@ -2,8 +2,9 @@
 
 ``read_catalog()`` reads every object of the ``public`` schema that the contract covers --
 columns (type, NOT NULL, default), indexes, constraints (FKs with their delete rule, CHECKs),
-row-level security and its policies, table comments -- into a flat mapping
-``"<kind> <table>.<name>" -> definition`` that compares with ``==`` and diffs line by line.
+row-level security and its policies, table comments, triggers and their functions -- into a
+flat mapping ``"<kind> <table>.<name>" -> definition`` that compares with ``==`` and diffs
+line by line.
 
 ``expected_schema.json`` beside this module is that mapping for a database built by
 ``sets-db migrate`` from nothing. It is generated (``python -m sets_db.schema_check
@@ -89,6 +90,25 @@ JOIN pg_class c ON d.classoid = 'pg_class'::regclass AND d.objoid = c.oid AND d.
 WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r' ORDER BY 1
 """
 
+# Triggers, and the functions of public that no extension brought (pg_trgm installs its
+# own there): a summary kept by triggers is only right while they are there and unchanged.
+CATALOG_TRIGGERS = """
+SELECT tgrelid::regclass::text AS table_name, tgname, pg_get_triggerdef(oid) AS definition
+FROM pg_trigger
+WHERE NOT tgisinternal
+  AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)
+ORDER BY 1, 2
+"""
+
+CATALOG_FUNCTIONS = """
+SELECT p.oid::regprocedure::text AS signature, pg_get_functiondef(p.oid) AS definition
+FROM pg_proc p
+WHERE p.pronamespace = 'public'::regnamespace
+  AND NOT EXISTS (SELECT FROM pg_depend d
+                  WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+ORDER BY 1
+"""
+
 RAW_QUERIES = {
     "relations": CATALOG_RELATIONS,
     "columns": CATALOG_COLUMNS,
@@ -134,6 +154,10 @@ async def read_catalog(conn: Any) -> Catalog:
         found[f"grant {table} to {grantee}"] = privileges
     for table, description in await conn.fetch(CATALOG_COMMENTS):
         found[f"comment {table}"] = description
+    for table, name, definition in await conn.fetch(CATALOG_TRIGGERS):
+        found[f"trigger {table}.{name}"] = definition
+    for signature, definition in await conn.fetch(CATALOG_FUNCTIONS):
+        found[f"function {signature}"] = definition
     return dict(sorted(found.items()))
 
 

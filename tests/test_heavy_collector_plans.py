@@ -1,4 +1,5 @@
-"""Migration 5's indexes serve the heavy collector's calls, and cost no legal row its place.
+"""Migrations 5 and 6: their indexes serve the heavy collector's calls, and cost no legal row
+its place.
 
 The data set: one owner with 6,000 sets (a collection big enough for PostgreSQL to prefer an
 index over reading and sorting all of it) and 300 ordinary owners with 20 each, made on the
@@ -18,7 +19,8 @@ import pytest
 from sets_db.migrator import RecordingConnection, load_migration
 from sets_db.schemas import SetQuery, SortKey
 from sets_db.services import collection
-from sets_db.services.listing import build_page_sql
+from sets_db.services.listing import TITLE_PREFIX_CHARS, _encode_cursor, build_page_sql
+from sets_db.services.rows import set_with_images, to_set
 from tests.pg import loaded_database, migration_named, plan_nodes
 
 HEAVY = "heavy-collector"
@@ -83,6 +85,42 @@ async def test_a_sorted_first_page_walks_its_index(
     assert f"Index Scan {index}" in scans, scans
 
 
+async def _title_cursor(conn: Any, query: SetQuery, depth: int) -> str:
+    """The cursor ``list_sets`` hands out after ``depth`` rows in the query's title order."""
+    direction = "DESC" if query.is_descending else "ASC"
+    row = await conn.fetchrow(
+        f"SELECT {set_with_images('s')} FROM sets s WHERE s.user_id = $1"
+        f" ORDER BY s.title {direction}, s.id {direction} OFFSET $2 LIMIT 1",
+        HEAVY,
+        depth - 1,
+    )
+    return _encode_cursor(query, to_set(row))
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+@pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
+@pytest.mark.parametrize("depth", [0, 3000], ids=["first", "deep"])
+async def test_a_title_page_walks_the_prefix_index(
+    heavy_db: Any, depth: int, descending: bool, generic: bool
+) -> None:
+    """Only the prefix is indexed: the plan walks it and sorts within equal prefixes."""
+    query = SetQuery(sort="title", descending=descending)
+    if depth:
+        query = SetQuery(
+            sort="title", descending=descending, cursor=await _title_cursor(heavy_db, query, depth)
+        )
+    sql, values = build_page_sql(query, HEAVY)
+    scans = await _index_scans(heavy_db, sql, values, generic=generic)
+    assert "Index Scan sets_user_title_prefix_idx" in scans, scans
+
+
+async def test_the_title_index_holds_the_prefix_the_sort_uses(heavy_db: Any) -> None:
+    definition = await heavy_db.fetchval(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'sets_user_title_prefix_idx'"
+    )
+    assert definition.endswith(f'(user_id, "left"(title, {TITLE_PREFIX_CHARS}))'), definition
+
+
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
 @pytest.mark.parametrize(
     "sql", [collection.STATS_SQL, collection.THEMES_SQL], ids=["stats", "themes"]
@@ -108,13 +146,20 @@ async def test_the_largest_legal_row_still_fits_every_index(heavy_db: Any) -> No
     assert row["bytes"] == 4 * (255 + 500)
 
 
-async def test_the_migration_builds_concurrently() -> None:
-    module = load_migration(migration_named("heavy_collector_indexes"))
+@pytest.mark.parametrize(
+    ("migration", "first"),
+    [
+        ("heavy_collector_indexes", ["CREATE EXTENSION IF NOT EXISTS pg_trgm"]),
+        ("title_prefix_index", []),
+    ],
+)
+async def test_the_migration_builds_concurrently(migration: str, first: list[str]) -> None:
+    module = load_migration(migration_named(migration))
     assert module.RUN_IN_TRANSACTION is False
     recorder = RecordingConnection()
     await module.upgrade(recorder)
     assert recorder.statements == [
-        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        *first,
         *(
             f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}'
             for name, definition in module.INDEXES.items()
@@ -122,8 +167,9 @@ async def test_the_migration_builds_concurrently() -> None:
     ]
 
 
-async def test_downgrade_sql_names_every_index(heavy_db: Any) -> None:
-    path = migration_named("heavy_collector_indexes")
+@pytest.mark.parametrize("migration", ["heavy_collector_indexes", "title_prefix_index"])
+async def test_downgrade_sql_names_every_index(heavy_db: Any, migration: str) -> None:
+    path = migration_named(migration)
     module = load_migration(path)
     downgrade = await module.downgrade(None)
     present = {

@@ -12,7 +12,7 @@ import pytest
 
 from sets_db import services
 from sets_db.schemas import SortKey
-from sets_db.services.listing import total_cost
+from sets_db.services.listing import TITLE_PREFIX_CHARS, total_cost
 from tests.factories import ALICE
 
 SORTS = ["created_at", "title", "piece_count", "release_date", "purchase_date", "total_cost"]
@@ -67,3 +67,47 @@ async def test_every_row_once_in_key_then_id_order(
                 break
             cursor = page.next_cursor
         assert seen == expected, (sort, descending, limit)
+
+
+def _long_titles() -> list[str]:
+    """Titles around the indexed prefix: equal prefixes, one title the prefix of another."""
+    prefix = "m" * TITLE_PREFIX_CHARS
+    return [
+        prefix,
+        prefix + "b",
+        prefix + "a",
+        prefix + "a" * (500 - TITLE_PREFIX_CHARS),
+        "m" * (TITLE_PREFIX_CHARS - 1) + "n" + "a",
+        "m" * (TITLE_PREFIX_CHARS - 1) + "l" + "z" * 50,
+        "m" * (TITLE_PREFIX_CHARS - 1),
+        "castle",
+        "z" + prefix,
+    ]
+
+
+@pytest.mark.parametrize("descending", [False, True])
+async def test_titles_past_the_indexed_prefix_page_once_each(db: str, descending: bool) -> None:
+    """The title order is (first 400 characters, whole title, id); each title twice, so the
+    id breaks ties between equal titles too."""
+    await services.import_sets(user_id=ALICE, rows=[{"title": t} for t in _long_titles() * 2])
+    everything = (await services.list_sets(user_id=ALICE, limit=200)).items
+    expected = [
+        item.id
+        for item in sorted(
+            everything,
+            key=lambda i: (i.title[:TITLE_PREFIX_CHARS], i.title, i.id),
+            reverse=descending,
+        )
+    ]
+    for limit in (1, 2, 3):
+        seen: list[UUID] = []
+        cursor = None
+        while True:
+            page = await services.list_sets(
+                user_id=ALICE, sort="title", descending=descending, limit=limit, cursor=cursor
+            )
+            seen += [item.id for item in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert seen == expected, (descending, limit)

@@ -72,6 +72,10 @@ async def plans_db(server_url: str) -> AsyncIterator[Any]:
         yield conn
 
 
+# The tables an owner's statements read by user_id: sets, and the tag summary kept from it.
+OWNER_TABLES = {"sets", "set_tag_counts"}
+
+
 async def _plan(conn: Any, sql: str, values: list[Any], *, generic: bool) -> dict[str, Any]:
     mode = "force_generic_plan" if generic else "auto"
     async with conn.transaction():
@@ -88,7 +92,7 @@ async def _assert_indexed(conn: Any, sql: str, values: list[Any]) -> None:
         seq_scans = [n for n in nodes if n["Node Type"] == "Seq Scan"]
         assert not seq_scans, f"sequential scan (generic={generic}):\n{json.dumps(plan, indent=1)}"
         on_sets = [
-            n for n in nodes if n.get("Relation Name") == "sets" and "Scan" in n["Node Type"]
+            n for n in nodes if n.get("Relation Name") in OWNER_TABLES and "Scan" in n["Node Type"]
         ]
         assert on_sets or "public.set_images" in sql, plan
         assert all(

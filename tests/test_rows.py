@@ -59,6 +59,13 @@ async def test_every_row_the_database_accepts_reads_back(
     for item in exported:
         assert (await services.get_set(user_id=ALICE, set_id=item.id)) == item
     assert (await services.collection_stats(user_id=ALICE)).set_count == len(ODD_ROWS)
+    # The tag summary counts what the sets read back with: no NULL, every dimension.
+    counted = [(tag.name, tag.count) for tag in await services.list_tags(user_id=ALICE)]
+    assert counted == [("a", 2), ("b", 1), ("c", 1)]
+    await raw.execute("UPDATE sets SET tags = ARRAY[NULL, 'a'] WHERE tags IS NULL")
+    await raw.execute("DELETE FROM sets WHERE tags @> ARRAY['b']")
+    counted = [(tag.name, tag.count) for tag in await services.list_tags(user_id=ALICE)]
+    assert counted == [("a", 2)]
 
 
 async def test_a_new_connection_reads_image_rows_without_type_introspection(

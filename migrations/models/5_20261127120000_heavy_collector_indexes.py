@@ -17,7 +17,7 @@ indexes are not expressible there and live only here.
 
 No index for the title sort: ``(user_id, title, id)`` does not fit a btree entry (2704 bytes)
 for a legal row (255-character user id and 500-character title, four UTF-8 bytes each),
-which would then be refused; see README "Performance".
+which would then be refused; migration 6 indexes a title prefix instead.
 
 Built ``CONCURRENTLY`` as migration 2 does (see its docstring): no transaction, one
 statement at a time, an INVALID leftover of a failed build dropped and built again.

@@ -3,6 +3,14 @@
 Keyset (not OFFSET) pagination: the cursor carries the last row's sort key and id, and the
 next page starts strictly after it, so a page costs the same at any depth and rows inserted
 meanwhile never shift or repeat what the caller has already seen.
+
+The title sort orders by ``left(title, 400), title, id``: identical to title order for every
+title of at most 400 characters; longer titles are ordered by their first 400 characters,
+then by the whole title (under a C or codepoint collation that is title order too; under a
+linguistic one, a case or accent difference within the first 400 characters then outranks
+a letter that differs further on). The prefix is what a btree can hold for every legal
+row (migration 6's ``sets_user_title_prefix_idx``), so a page walks that index and sorts
+only within equal prefixes.
 """
 
 from __future__ import annotations
@@ -62,6 +70,10 @@ def _text(raw: str) -> str:
     return storable_text(raw)
 
 
+# Must equal the prefix length of migration 6's index, which the title sort walks.
+TITLE_PREFIX_CHARS = 400
+
+
 @dataclass(frozen=True)
 class _Sort:
     expression: str
@@ -69,11 +81,21 @@ class _Sort:
     # The cursor carries the key as text (anyone can edit it): this turns it back into the
     # type asyncpg binds for the expression, and refuses what the column could not hold.
     decode: Callable[[str], Any]
+    # A leading key that an index holds when the expression itself does not fit one, as a
+    # template for ``{}`` = the expression or the cursor's value. It must order as the
+    # expression does up to ties, which the expression then breaks.
+    prefix: str | None = None
+
+    def keys(self, operand: str) -> list[str]:
+        """The sort key's parts (before the id) for ``operand``, the column or a value."""
+        return [operand] if self.prefix is None else [self.prefix.format(operand), operand]
 
 
 _SORTS: dict[SortKey, _Sort] = {
     "created_at": _Sort("s.created_at", nullable=False, decode=_moment),
-    "title": _Sort("s.title", nullable=False, decode=_text),
+    "title": _Sort(
+        "s.title", nullable=False, decode=_text, prefix=f"left({{}}, {TITLE_PREFIX_CHARS})"
+    ),
     "piece_count": _Sort("s.piece_count", nullable=True, decode=_count),
     "release_date": _Sort("s.release_date", nullable=True, decode=_moment),
     "purchase_date": _Sort("s.purchase_date", nullable=True, decode=_moment),
@@ -167,7 +189,9 @@ def _after_cursor(query: SetQuery, bind: _Params) -> str:
     op = "<" if query.is_descending else ">"
     if value is None:  # already among the NULL keys, which come last
         return f"({sort.expression} IS NULL AND s.id {op} {bind(last_id)})"
-    after = f"({sort.expression}, s.id) {op} ({bind(value)}, {bind(last_id)})"
+    columns = ", ".join(sort.keys(sort.expression))
+    values = ", ".join(sort.keys(bind(value)))
+    after = f"({columns}, s.id) {op} ({values}, {bind(last_id)})"
     return f"({after} OR {sort.expression} IS NULL)" if sort.nullable else after
 
 
@@ -180,7 +204,8 @@ def build_page_sql(query: SetQuery, user_id: str) -> tuple[str, list[Any]]:
     sort = _SORTS[query.sort]
     # NULLS LAST only where NULLs can occur: without it, ``created_at DESC, id DESC`` is a
     # backward scan of sets_user_created_idx (user_id, created_at, id), and ASC a forward one.
-    key = f"{sort.expression} {direction}" + (" NULLS LAST" if sort.nullable else "")
+    nulls = " NULLS LAST" if sort.nullable else ""
+    key = ", ".join(f"{part} {direction}{nulls}" for part in sort.keys(sort.expression))
     # One more row than asked: its presence says whether a next page exists. The limit is a
     # parameter, not a literal: once PostgreSQL switches the prepared statement to a generic
     # plan (after five calls), a literal small limit plus the average owner's row estimate

@@ -19,6 +19,8 @@ from sets_db.schemas import ImageOut, SetOut
 
 SETS = f"public.{Set._meta.db_table}"
 IMAGES = f"public.{SetImage._meta.db_table}"
+# No model: written only by triggers on sets (migration 7), read by list_tags.
+TAG_COUNTS = "public.set_tag_counts"
 
 SET_FIELDS = tuple(name for name in SetOut.model_fields if name != "images")
 IMAGE_FIELDS = tuple(ImageOut.model_fields)
