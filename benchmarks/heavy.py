@@ -1,10 +1,11 @@
 """``python -m benchmarks.heavy``: one owner with a whole catalogue (20k sets), p50 of warm
-calls for every list page, the summaries, and what migration 5's indexes cost writes.
+calls for every list page, the summaries, and what the indexes and the tag summary of
+migrations 5-7 cost writes.
 
 It creates its own database on the server of ``--server`` (default: the local one), loads
 the catalogue-shaped collection (``benchmarks.catalogue``) plus a background of ordinary
-owners, and drops the database at the end. ``--before-migration 5`` stops the schema just
-before that migration, to measure the same calls without its indexes.
+owners, and drops the database at the end. ``--before-migration N`` stops the schema just
+before migration N, to measure the same calls without it and the later ones.
 """
 
 from __future__ import annotations
