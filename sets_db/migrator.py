@@ -253,3 +253,14 @@ async def create_indexes_concurrently(db: Any, indexes: dict[str, str]) -> str:
             await db.execute_script(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
         await db.execute_script(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}')
     return NOTHING_LEFT_TO_RUN
+
+
+def drop_indexes(indexes: dict[str, str]) -> str:
+    """A downgrade's script that drops ``indexes``, newest first. Plain ``DROP INDEX``:
+    aerich runs downgrades in a transaction, where CONCURRENTLY is refused, and dropping an
+    index is a catalog change only (squawk's rules for it are waived for that reason)."""
+    ignore = (
+        "-- squawk-ignore-file require-concurrent-index-deletion, require-lock-timeout,"
+        " require-statement-timeout\n"
+    )
+    return ignore + "\n".join(f'DROP INDEX IF EXISTS "{name}";' for name in reversed(indexes))

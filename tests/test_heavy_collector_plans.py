@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sets_db.migrator import RecordingConnection, load_migration
+from sets_db.migrator import load_migration
 from sets_db.schemas import SetQuery, SortKey
 from sets_db.services import collection
 from sets_db.services.listing import TITLE_PREFIX_CHARS, _encode_cursor, build_page_sql
@@ -144,27 +144,6 @@ async def test_the_largest_legal_row_still_fits_every_index(heavy_db: Any) -> No
         ["".join(chr(0x1F300 + k * 50 + n) for n in range(50)) for k in range(50)],
     )
     assert row["bytes"] == 4 * (255 + 500)
-
-
-@pytest.mark.parametrize(
-    ("migration", "first"),
-    [
-        ("heavy_collector_indexes", ["CREATE EXTENSION IF NOT EXISTS pg_trgm"]),
-        ("title_prefix_index", []),
-    ],
-)
-async def test_the_migration_builds_concurrently(migration: str, first: list[str]) -> None:
-    module = load_migration(migration_named(migration))
-    assert module.RUN_IN_TRANSACTION is False
-    recorder = RecordingConnection()
-    await module.upgrade(recorder)
-    assert recorder.statements == [
-        *first,
-        *(
-            f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}'
-            for name, definition in module.INDEXES.items()
-        ),
-    ]
 
 
 @pytest.mark.parametrize("migration", ["heavy_collector_indexes", "title_prefix_index"])

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aerich.utils import decompress_dict
 
 from sets_db.migrator import RecordingConnection, load_migration
@@ -25,6 +26,7 @@ from tests.pg import (
     connect,
     copy_project,
     migration_files,
+    migration_named,
     output_of,
     python,
     schema_snapshot,
@@ -396,3 +398,25 @@ async def test_each_downgrade_steps_back_one_migration(empty_database: EmptyData
         if applied > 1:
             assert await _applied_versions(url) == files[: applied - 1]
     assert await schema_snapshot(url) == pristine
+
+
+@pytest.mark.parametrize(
+    ("migration", "first"),
+    [
+        ("heavy_collector_indexes", ["CREATE EXTENSION IF NOT EXISTS pg_trgm"]),
+        ("title_prefix_index", []),
+        ("scale_indexes", []),
+    ],
+)
+async def test_index_migrations_build_concurrently(migration: str, first: list[str]) -> None:
+    module = load_migration(migration_named(migration))
+    assert module.RUN_IN_TRANSACTION is False
+    recorder = RecordingConnection()
+    await module.upgrade(recorder)
+    assert recorder.statements == [
+        *first,
+        *(
+            f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}'
+            for name, definition in module.INDEXES.items()
+        ),
+    ]

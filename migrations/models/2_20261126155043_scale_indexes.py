@@ -17,7 +17,7 @@ refused, so the downgrade drops them plainly: that takes a brief exclusive lock 
 
 from tortoise import BaseDBAsyncClient
 
-from sets_db.migrator import create_indexes_concurrently
+from sets_db.migrator import create_indexes_concurrently, drop_indexes
 
 RUN_IN_TRANSACTION = False
 
@@ -32,12 +32,7 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
 
 
 async def downgrade(db: BaseDBAsyncClient) -> str:
-    # A plain DROP INDEX in a transaction, as the docstring explains: a catalog change only.
-    ignore = (
-        "-- squawk-ignore-file require-concurrent-index-deletion, require-lock-timeout,"
-        " require-statement-timeout\n"
-    )
-    return ignore + "\n".join(f'DROP INDEX IF EXISTS "{name}";' for name in reversed(INDEXES))
+    return drop_indexes(INDEXES)
 
 
 MODELS_STATE = (

@@ -31,7 +31,7 @@ and this login may drop it; otherwise it stays, as migration 3 keeps its role.
 
 from tortoise import BaseDBAsyncClient
 
-from sets_db.migrator import create_indexes_concurrently
+from sets_db.migrator import create_indexes_concurrently, drop_indexes
 
 RUN_IN_TRANSACTION = False
 
@@ -66,13 +66,7 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
 
 
 async def downgrade(db: BaseDBAsyncClient) -> str:
-    # aerich runs downgrades in a transaction: plain DROP INDEX, a catalog change only.
-    ignore = (
-        "-- squawk-ignore-file require-concurrent-index-deletion, require-lock-timeout,"
-        " require-statement-timeout\n"
-    )
-    drops = "\n".join(f'DROP INDEX IF EXISTS "{name}";' for name in reversed(INDEXES))
-    return ignore + drops + _DROP_EXTENSION
+    return drop_indexes(INDEXES) + _DROP_EXTENSION
 
 
 MODELS_STATE = (

@@ -22,7 +22,7 @@ as migrations 2 and 5 do (no transaction, an INVALID leftover of a failed build 
 
 from tortoise import BaseDBAsyncClient
 
-from sets_db.migrator import create_indexes_concurrently
+from sets_db.migrator import create_indexes_concurrently, drop_indexes
 
 RUN_IN_TRANSACTION = False
 
@@ -36,12 +36,7 @@ async def upgrade(db: BaseDBAsyncClient) -> str:
 
 
 async def downgrade(db: BaseDBAsyncClient) -> str:
-    # aerich runs downgrades in a transaction: plain DROP INDEX, a catalog change only.
-    ignore = (
-        "-- squawk-ignore-file require-concurrent-index-deletion, require-lock-timeout,"
-        " require-statement-timeout\n"
-    )
-    return ignore + "\n".join(f'DROP INDEX IF EXISTS "{name}";' for name in INDEXES)
+    return drop_indexes(INDEXES)
 
 
 MODELS_STATE = (
