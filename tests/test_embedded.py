@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +44,15 @@ def no_server_env(data_dir: Path) -> dict[str, str]:
 
 
 @pytest.fixture
+def embedded_home() -> Iterator[Path]:
+    """A directory for the embedded server's files, outside pytest's temp root: as root the
+    server runs as another OS user that must traverse its parents, and every pytest process
+    that starts meanwhile (another worker, a child run) resets that root to mode 0700."""
+    with tempfile.TemporaryDirectory(prefix="sets-db-embedded-") as home:
+        yield Path(home)
+
+
+@pytest.fixture
 def listening() -> Iterator[int]:
     """A TCP port something answers on (it need not speak PostgreSQL for the probe)."""
     with socket.socket() as server:
@@ -67,11 +77,11 @@ def test_resolution_order(listening: int, tmp_path: Path) -> None:
     )
 
 
-def test_demo_without_any_server_uses_the_embedded_one(tmp_path: Path) -> None:
-    data_dir = tmp_path / ".sets-db"
+def test_demo_without_any_server_uses_the_embedded_one(embedded_home: Path) -> None:
+    data_dir = embedded_home / ".sets-db"
     env = no_server_env(data_dir)
     result = subprocess.run(
-        [SETS_DB, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180
+        [SETS_DB, "demo"], cwd=embedded_home, env=env, capture_output=True, text=True, timeout=180
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     first_line = result.stderr.splitlines()[0]
@@ -83,9 +93,9 @@ def test_demo_without_any_server_uses_the_embedded_one(tmp_path: Path) -> None:
     assert not (data_dir / "embedded_postgres" / "postmaster.pid").exists()
 
 
-def test_test_suite_falls_back_to_the_embedded_server(tmp_path: Path) -> None:
+def test_test_suite_falls_back_to_the_embedded_server(embedded_home: Path) -> None:
     """The harness itself (tests/conftest.py) runs with no server configured or reachable."""
-    env = no_server_env(tmp_path / ".sets-db")
+    env = no_server_env(embedded_home / ".sets-db")
     # -n 0: one process; workers would each start the embedded server in the same directory.
     pytest_command = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider"]
     result = subprocess.run(
@@ -97,4 +107,4 @@ def test_test_suite_falls_back_to_the_embedded_server(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
-    assert (tmp_path / ".sets-db" / "embedded_postgres" / "PG_VERSION").is_file()
+    assert (embedded_home / ".sets-db" / "embedded_postgres" / "PG_VERSION").is_file()
