@@ -55,6 +55,16 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         conn._protocol.get_settings().register_data_types([_RECORD_ARRAY])
 
 
+def session_settings(config: Settings) -> dict[str, str]:
+    """What every sets-db session runs with: sent when a direct connection opens, or set
+    inside each transaction behind a pooler (``sets_db.sessions``)."""
+    return {
+        "statement_timeout": str(config.statement_timeout_ms),
+        "search_path": SEARCH_PATH,
+        "jit": JIT,
+    }
+
+
 async def reset_connection(conn: asyncpg.Connection) -> None:
     """What a connection goes back to the pool with: nothing to undo, one local check.
 
@@ -88,8 +98,6 @@ def connection_config(url: str, config: Settings) -> dict[str, Any]:
     else:
         credentials["server_settings"] = {
             **(credentials.get("server_settings") or {}),
-            "statement_timeout": str(config.statement_timeout_ms),
-            "search_path": SEARCH_PATH,
-            "jit": JIT,
+            **session_settings(config),
         }
     return connection

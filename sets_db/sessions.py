@@ -28,7 +28,7 @@ from tortoise.connection import get_connection
 
 from sets_db.config import DEFAULT_CONNECTION, READ_CONNECTION, Settings, settings
 from sets_db.errors import DatabaseUnavailableError, PoolExhaustedError
-from sets_db.pool import JIT, SEARCH_PATH
+from sets_db.pool import session_settings
 from sets_db.translation import DRIVER_ERRORS, translate
 
 
@@ -79,10 +79,10 @@ def _prelude(config: Settings) -> str | None:
         parts += ["set_config('role', $1, true)", "set_config('sets_db.user_id', $2, true)"]
     if config.behind_pooler:
         # No startup setting gets through a transaction pooler; this does.
-        timeout = int(config.statement_timeout_ms)
-        parts.append(f"set_config('statement_timeout', '{timeout}', true)")
-        parts.append(f"set_config('search_path', '{SEARCH_PATH}', true)")
-        parts.append(f"set_config('jit', '{JIT}', true)")
+        parts += [
+            f"set_config('{name}', '{value}', true)"
+            for name, value in session_settings(config).items()
+        ]
     return "SELECT " + ", ".join(parts) if parts else None
 
 
