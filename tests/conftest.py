@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -112,6 +113,24 @@ async def head_template(server_url: str) -> AsyncIterator[str]:
         await drop_database(url)
 
 
+@asynccontextmanager
+async def _new_databases(
+    server_url: str, purpose: str, copy_of: str = ""
+) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """A factory of new databases (empty, or copies of ``copy_of``), all dropped at the end."""
+    created: list[str] = []
+
+    async def make() -> str:
+        created.append(await create_database(server_url, purpose, copy_of=copy_of))
+        return created[-1]
+
+    try:
+        yield make
+    finally:
+        for url in created:
+            await drop_database(url)
+
+
 @pytest.fixture
 async def migrated_database(
     server_url: str, head_template: str, pooler_leg: None
@@ -119,15 +138,8 @@ async def migrated_database(
     """A factory of new databases at head, all dropped when the test ends: copies of
     ``head_template`` (CREATE DATABASE ... TEMPLATE, about 0.1 s instead of a migration's
     1 s), so exactly what ``migrate()`` makes."""
-    created: list[str] = []
-
-    async def make() -> str:
-        created.append(await create_database(server_url, "copy", copy_of=head_template))
-        return created[-1]
-
-    yield make
-    for url in created:
-        await drop_database(url)
+    async with _new_databases(server_url, "copy", copy_of=head_template) as make:
+        yield make
 
 
 @pytest.fixture
@@ -135,12 +147,5 @@ async def empty_database(
     server_url: str, pooler_leg: None
 ) -> AsyncIterator[Callable[[], Awaitable[str]]]:
     """A factory of new, empty databases, all dropped when the test ends."""
-    created: list[str] = []
-
-    async def make() -> str:
-        created.append(await create_database(server_url, "mig"))
-        return created[-1]
-
-    yield make
-    for url in created:
-        await drop_database(url)
+    async with _new_databases(server_url, "mig") as make:
+        yield make
