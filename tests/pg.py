@@ -19,6 +19,9 @@ from sets_db.config import APP_LABEL, asyncpg_dsn, connect_options, load_setting
 from sets_db.migrator import MIGRATIONS_DIR as MIGRATIONS_ROOT
 from sets_db.migrator import migrate, migration_versions
 from sets_db.schema_check import raw_catalog
+from sets_db.schemas import SetQuery
+from sets_db.services.listing import _encode_cursor as encode_cursor
+from sets_db.services.rows import set_with_images, to_set
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,6 +162,19 @@ async def loaded_database(
             await conn.close()
     finally:
         await drop_database(url)
+
+
+async def cursor_after(conn: Any, user_id: str, query: SetQuery, depth: int) -> str:
+    """The cursor ``list_sets`` hands out after the owner's first ``depth`` rows in the
+    query's order (its sort column, then id; no filters)."""
+    direction = "DESC" if query.is_descending else "ASC"
+    row = await conn.fetchrow(
+        f"SELECT {set_with_images('s')} FROM sets s WHERE s.user_id = $1"
+        f" ORDER BY s.{query.sort} {direction}, s.id {direction} OFFSET $2 LIMIT 1",
+        user_id,
+        depth - 1,
+    )
+    return encode_cursor(query, to_set(row))
 
 
 def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -19,9 +19,8 @@ import pytest
 from sets_db.migrator import load_migration
 from sets_db.schemas import SetQuery, SortKey
 from sets_db.services import collection
-from sets_db.services.listing import TITLE_PREFIX_CHARS, _encode_cursor, build_page_sql
-from sets_db.services.rows import set_with_images, to_set
-from tests.pg import loaded_database, migration_named, plan_nodes
+from sets_db.services.listing import TITLE_PREFIX_CHARS, build_page_sql
+from tests.pg import cursor_after, loaded_database, migration_named, plan_nodes
 
 HEAVY = "heavy-collector"
 
@@ -85,18 +84,6 @@ async def test_a_sorted_first_page_walks_its_index(
     assert f"Index Scan {index}" in scans, scans
 
 
-async def _title_cursor(conn: Any, query: SetQuery, depth: int) -> str:
-    """The cursor ``list_sets`` hands out after ``depth`` rows in the query's title order."""
-    direction = "DESC" if query.is_descending else "ASC"
-    row = await conn.fetchrow(
-        f"SELECT {set_with_images('s')} FROM sets s WHERE s.user_id = $1"
-        f" ORDER BY s.title {direction}, s.id {direction} OFFSET $2 LIMIT 1",
-        HEAVY,
-        depth - 1,
-    )
-    return _encode_cursor(query, to_set(row))
-
-
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
 @pytest.mark.parametrize("descending", [False, True], ids=["ascending", "descending"])
 @pytest.mark.parametrize("depth", [0, 3000], ids=["first", "deep"])
@@ -107,7 +94,9 @@ async def test_a_title_page_walks_the_prefix_index(
     query = SetQuery(sort="title", descending=descending)
     if depth:
         query = SetQuery(
-            sort="title", descending=descending, cursor=await _title_cursor(heavy_db, query, depth)
+            sort="title",
+            descending=descending,
+            cursor=await cursor_after(heavy_db, HEAVY, query, depth),
         )
     sql, values = build_page_sql(query, HEAVY)
     scans = await _index_scans(heavy_db, sql, values, generic=generic)

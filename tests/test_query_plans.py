@@ -24,10 +24,10 @@ import pytest
 from sets_db.schemas import SetQuery, SortKey
 from sets_db.services import collection, images, listing, rows, transfer
 from sets_db.services import sets as sets_service
-from sets_db.services.listing import _encode_cursor, build_page_sql
+from sets_db.services.listing import build_page_sql
 from sets_db.services.owned import owned_images, owned_sets
-from sets_db.services.rows import FETCH_SET_SQL, set_with_images, to_set
-from tests.pg import loaded_database, plan_nodes
+from sets_db.services.rows import FETCH_SET_SQL
+from tests.pg import cursor_after, loaded_database, plan_nodes
 
 SETS = 200_000
 TYPICAL_OWNERS = 2_000
@@ -100,17 +100,6 @@ async def _assert_indexed(conn: Any, sql: str, values: list[Any]) -> None:
         ), json.dumps(plan, indent=1)
 
 
-async def _deep_cursor(conn: Any, user_id: str, query: SetQuery, depth: int = 1000) -> str:
-    """The cursor ``list_sets`` hands out after ``depth`` rows (20 pages of 50)."""
-    row = await conn.fetchrow(
-        f"SELECT {set_with_images('s')} FROM sets s WHERE s.user_id = $1"
-        " ORDER BY s.created_at DESC, s.id DESC OFFSET $2 LIMIT 1",
-        user_id,
-        depth - 1,
-    )
-    return _encode_cursor(query, to_set(row))
-
-
 OWNERS = [TYPICAL, COLLECTOR]
 
 
@@ -120,7 +109,7 @@ async def test_default_page(plans_db: Any, user_id: str) -> None:
 
 
 async def test_deep_page_with_a_cursor(plans_db: Any) -> None:
-    cursor = await _deep_cursor(plans_db, COLLECTOR, SetQuery())
+    cursor = await cursor_after(plans_db, COLLECTOR, SetQuery(), depth=1000)  # 20 pages of 50
     await _assert_indexed(plans_db, *build_page_sql(SetQuery(cursor=cursor), COLLECTOR))
 
 
