@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.connection import get_connection
+from tortoise.context import require_context
 
 from sets_db.config import DEFAULT_CONNECTION, READ_CONNECTION, Settings, settings
 from sets_db.errors import DatabaseUnavailableError, PoolExhaustedError
@@ -53,7 +53,11 @@ class Session:
 
 
 def _client(name: str) -> AsyncpgDBClient:
-    client = get_connection(name)
+    # The context's handler directly (what get_connection() wraps, with an import per call):
+    # this runs on every call, and the exact-type test spares two ABC isinstance checks.
+    client = require_context().connections.get(name)
+    if type(client) is AsyncpgDBClient:
+        return client
     # Someone's Tortoise in_transaction() in this task: use its pool, not its connection.
     while isinstance(client, TransactionWrapper):
         client = client._parent

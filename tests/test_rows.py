@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import pydantic
 import pytest
 
 from sets_db import services
 from sets_db.config import tortoise_config
+from sets_db.errors import SetsDbError
 from sets_db.pool import init_connection
+from sets_db.schemas import SetOut
 from sets_db.services.rows import FETCH_SET_SQL, to_set
-from tests.factories import ALICE
+from tests.factories import ALICE, FULL_SET, IMAGES
 from tests.pg import connect, service_url
 
 
@@ -89,3 +94,60 @@ async def test_a_new_connection_reads_image_rows_without_type_introspection(
     finally:
         await conn.close()
     assert to_set(row) == created
+
+
+async def test_dtos_built_from_rows_equal_validated_ones(db: str) -> None:
+    """Rows become DTOs without pydantic validating each field: the result must be what
+    validating the same values gives, in every way a caller can see."""
+    created = await services.create_set(user_id=ALICE, data={**FULL_SET, "images": IMAGES})
+    page = await services.list_sets(user_id=ALICE)
+    (item,) = page.items
+    validated = SetOut.model_validate(item.model_dump())
+    assert item == validated == created
+    assert item.model_fields_set == validated.model_fields_set
+    assert item.images[0].model_fields_set == validated.images[0].model_fields_set
+    assert item.model_dump_json() == validated.model_dump_json()
+    assert pickle.loads(pickle.dumps(item)) == validated
+    assert copy.deepcopy(item) == validated
+    changed = item.model_copy(update={"title": "changed"})
+    assert changed.title == "changed"
+    assert item.title == validated.title
+    # The fields set is shared by every built DTO: a copy never changes it in place.
+    assert item.model_fields_set == set(SetOut.model_fields)
+    with pytest.raises(pydantic.ValidationError):
+        item.title = "frozen"  # type: ignore[misc]
+
+
+DRIFTED_COLUMNS = {
+    "set column": (
+        "ALTER TABLE sets ALTER COLUMN store TYPE integer USING length(store)",
+        "store is int",
+    ),
+    "image column": (
+        "ALTER TABLE set_images ALTER COLUMN created_at TYPE date",
+        "created_at is date",
+    ),
+    "NULL in a required column": (
+        "ALTER TABLE sets ALTER COLUMN title DROP NOT NULL; UPDATE sets SET title = NULL",
+        "title is NoneType",
+    ),
+}
+
+
+@pytest.mark.parametrize("change", DRIFTED_COLUMNS.values(), ids=DRIFTED_COLUMNS)
+async def test_a_drifted_column_is_a_sets_db_error(
+    db: str, raw: Any, change: tuple[str, str]
+) -> None:
+    """Another client altering a column's type is caught when its rows are read: the types
+    of every result are checked on its first row."""
+    ddl, problem = change
+    created = await services.create_set(user_id=ALICE, data={**FULL_SET, "images": IMAGES})
+    drift = raw.transaction()
+    await drift.start()
+    try:
+        await raw.execute(ddl)
+        row = await raw.fetchrow(FETCH_SET_SQL, created.id, ALICE)
+    finally:
+        await drift.rollback()
+    with pytest.raises(SetsDbError, match=f"does not fit the schema.*{problem}"):
+        to_set(row)

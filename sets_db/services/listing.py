@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -155,11 +156,26 @@ def _filters(query: SetQuery, user_id: str, bind: _Params) -> list[str]:
     return where
 
 
+# What a cursor is tied to: every field of the query but the page (cursor, limit) and the
+# direction as given (``is_descending`` stands for it: None and the default are one order).
+_SHAPE_FIELDS = tuple(
+    name for name in SetQuery.model_fields if name not in {"cursor", "limit", "descending"}
+)
+
+
 def _fingerprint(query: SetQuery) -> str:
     """Ties a cursor to the filters and order it was made for."""
-    shape = query.model_dump(mode="json", exclude={"cursor", "limit", "descending"})
-    shape["descending"] = query.is_descending  # None and the default direction are one order
-    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:16]
+    shape = tuple(getattr(query, name) for name in _SHAPE_FIELDS)
+    return _shape_fingerprint(
+        tuple(tuple(value) if isinstance(value, list) else value for value in shape),
+        query.is_descending,
+    )
+
+
+@functools.lru_cache(maxsize=4096)  # a page call makes it once or twice (cursor in, out)
+def _shape_fingerprint(shape: tuple[Any, ...], descending: bool) -> str:
+    described = {**dict(zip(_SHAPE_FIELDS, shape, strict=True)), "descending": descending}
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _encode_cursor(query: SetQuery, last: SetOut) -> str:
