@@ -9,10 +9,11 @@ schema-qualified: a temporary table named ``sets`` on a pooled connection cannot
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin
 
+import asyncpg
 import pydantic
 
 from sets_db.errors import SetsDbError
@@ -149,20 +150,35 @@ def _flat_tags(tags: Iterable[Any] | None) -> list[str]:
     return flat
 
 
-def _set_values(row: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
-    """A row of ``SELECT set_with_images(...)`` as ``SetOut``'s values: one copy of the row
-    (zipped with its ``columns``: measured 30% faster than ``dict(record)``), its images'
-    rows as DTOs."""
-    values = dict(zip(columns, row.values(), strict=True))
+def _dict_maker(fields: Sequence[str]) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """A function turning a row (a tuple or a Record, by position) into a dict of ``fields``.
+
+    Generated, as ``namedtuple`` generates its methods, so the dict is one dict display:
+    measured 3x faster than ``dict(zip(fields, row))``, which a page does ~200 times.
+    """
+    assert all(name.isidentifier() for name in fields), fields
+    items = ", ".join(f"{name!r}: row[{index}]" for index, name in enumerate(fields))
+    maker: Callable[[Sequence[Any]], dict[str, Any]] = eval(f"lambda row: {{{items}}}")
+    return maker
+
+
+_SET_VALUES = _dict_maker(_SET.fields)
+# The SQL builds each image ROW() from IMAGE_FIELDS, in order.
+_IMAGE_VALUES = _dict_maker(IMAGE_FIELDS)
+
+
+def _set_values(row: Sequence[Any]) -> dict[str, Any]:
+    """A row of ``SELECT set_with_images(...)`` as ``SetOut``'s values, its images' rows
+    as DTOs."""
+    values = _SET_VALUES(row)
     tags = values["tags"]
     if tags is None or None in tags or (tags and isinstance(tags[0], list)):
         values["tags"] = _flat_tags(tags)
-    # The SQL builds each image ROW() from IMAGE_FIELDS: same length, no strict check needed.
     # _IMAGE.build written out: a page builds ~150 images, and the call was 10% of the page.
     images = []
     for image in values["images"] or ():
         dto = _new(ImageOut)
-        _set_attribute(dto, "__dict__", dict(zip(IMAGE_FIELDS, image)))  # noqa: B905
+        _set_attribute(dto, "__dict__", _IMAGE_VALUES(image))
         _set_attribute(dto, "__pydantic_fields_set__", _IMAGE.fields_set)
         _set_attribute(dto, "__pydantic_extra__", None)
         _set_attribute(dto, "__pydantic_private__", None)
@@ -171,21 +187,22 @@ def _set_values(row: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any
     return values
 
 
-def to_sets(rows: Sequence[Mapping[str, Any]]) -> list[SetOut]:
+def to_sets(rows: Sequence[asyncpg.Record]) -> list[SetOut]:
     """Rows of one ``SELECT set_with_images(...)`` as DTOs, in order; the types checked on
     the first row and its first image (every row of a result has the same column types)."""
     if not rows:
         return []
-    columns = tuple(rows[0].keys())
-    first = _set_values(rows[0], columns)
+    if tuple(rows[0].keys()) != _SET.fields:  # the statement's columns, by position
+        raise _schema_error(SetOut.__name__, f"columns {', '.join(rows[0].keys())}")
+    first = _set_values(rows[0])
     _SET.check(first)
     if first["images"]:
         _IMAGE.check(first["images"][0].__dict__)
     build = _SET.build
-    return [build(first), *(build(_set_values(row, columns)) for row in rows[1:])]
+    return [build(first), *(build(_set_values(row)) for row in rows[1:])]
 
 
-def to_set(row: Mapping[str, Any]) -> SetOut:
+def to_set(row: asyncpg.Record) -> SetOut:
     """A row of ``SELECT set_with_images(...)`` as a DTO."""
     return to_sets([row])[0]
 
