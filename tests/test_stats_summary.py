@@ -244,9 +244,10 @@ async def test_concurrent_writers_of_one_owner_never_deadlock(db: str, raw: Any)
         for n, theme in enumerate(("A", "B", None, "C"))
     ]
     await asyncio.gather(
-        services.import_sets(user_id=ALICE, rows=batches("A", "B")),
-        services.import_sets(user_id=ALICE, rows=batches("B", "A")),
-        services.import_sets(user_id=ALICE, rows=batches(None, "C", "A")),
+        services.import_sets(user_id=ALICE, rows=batches("A", "B", "C")),
+        services.import_sets(user_id=ALICE, rows=batches("B", "C", "A")),
+        services.import_sets(user_id=ALICE, rows=batches("C", "A", "B")),
+        services.import_sets(user_id=ALICE, rows=batches(None, "A")),
         *(
             services.create_set(
                 user_id=ALICE,
@@ -260,7 +261,7 @@ async def test_concurrent_writers_of_one_owner_never_deadlock(db: str, raw: Any)
     )
     await _assert_consistent(raw)
     stats = await services.collection_stats(user_id=ALICE)
-    assert stats.set_count == 7 * BATCH_ROWS + 6 + 3
+    assert stats.set_count == 11 * BATCH_ROWS + 6 + 3
     await _assert_stats_identical(raw, ALICE)
 
 
