@@ -76,7 +76,7 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-async def _load(conn: Any, args: argparse.Namespace) -> None:
+async def load(conn: Any, args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     rows = catalogue.catalogue(args.seed, args.sets)
     numbers = data.set_numbers(rng)
@@ -123,7 +123,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         await _migrate(url, args.before_migration)
         conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
         try:
-            await _load(conn, args)
+            await load(conn, args)
         finally:
             await conn.close()
         await init_db(url)

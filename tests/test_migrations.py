@@ -156,8 +156,8 @@ MODEL_PARTS = (
 )
 # What models cannot declare (a trigram operator class, an expression, INCLUDE columns):
 # these indexes live only in migrations 5 and 6, and pg_trgm's types come with its
-# extension; nor the trigger-kept tag summary (migration 7), a table without a model. The
-# comparison leaves them out.
+# extension; nor the trigger-kept summaries (migrations 7 and 8), tables without a model.
+# The comparison leaves them out.
 MIGRATION_ONLY = frozenset(
     {
         "sets_search_trgm_idx",
@@ -167,6 +167,9 @@ MIGRATION_ONLY = frozenset(
         "set_tag_counts",
         "_set_tag_counts",
         "set_tag_counts_pkey",
+        "set_collection_stats",
+        "_set_collection_stats",
+        "set_collection_stats_owner_theme_key",
         "gtrgm",
         "_gtrgm",
     }

@@ -72,8 +72,8 @@ async def plans_db(server_url: str) -> AsyncIterator[Any]:
         yield conn
 
 
-# The tables an owner's statements read by user_id: sets, and the tag summary kept from it.
-OWNER_TABLES = {"sets", "set_tag_counts"}
+# The tables an owner's statements read by user_id: sets, and the summaries kept from it.
+OWNER_TABLES = {"sets", "set_tag_counts", "set_collection_stats"}
 
 
 async def _plan(conn: Any, sql: str, values: list[Any], *, generic: bool) -> dict[str, Any]:

@@ -14,25 +14,32 @@ from sets_db.schemas import (
     checked_user_id,
     validated,
 )
-from sets_db.services.rows import SETS, TAG_COUNTS, set_with_images, to_dto, to_sets
+from sets_db.services.rows import (
+    COLLECTION_STATS,
+    SETS,
+    TAG_COUNTS,
+    set_with_images,
+    to_dto,
+    to_sets,
+)
 from sets_db.sessions import owner_read
 
-# ROLLUP gives the per-theme rows and the grand total (GROUPING(theme) = 1) in one scan.
+# The summary kept by triggers on sets (migration 8): one row per theme of the owner, where
+# aggregating on demand reads every set. ROLLUP gives the per-theme rows and the grand total
+# (GROUPING(theme) = 1) in one pass. Each column has the type the aggregation over sets gave
+# it (count and sum(integer) are bigint, sum(bigint) numeric), so the DTOs get what they
+# always got.
 STATS_SQL = f"""
 SELECT GROUPING(theme) AS is_total,
        theme,
-       count(*) AS set_count,
-       -- No overflow in integers: sum(integer) is a bigint (2^32 rows of the largest
-       -- quantity would not fill it), one row's pieces (2^31)^2 fit a bigint, and sum(bigint)
-       -- is an exact numeric. Per-row numeric arithmetic took twice the statement's time.
-       COALESCE(sum(quantity), 0) AS total_quantity,
-       COALESCE(sum(COALESCE(piece_count, 0)::bigint * quantity), 0) AS total_pieces,
-       count(*) FILTER (WHERE is_built) AS built_count,
+       COALESCE(sum(set_count), 0)::bigint AS set_count,
+       COALESCE(sum(total_quantity), 0)::bigint AS total_quantity,
+       COALESCE(sum(total_pieces), 0) AS total_pieces,
+       COALESCE(sum(built_count), 0)::bigint AS built_count,
        -- round(.., 2): always two decimals (also for 0) and, unlike a numeric(p,2) cast,
        -- no ceiling a big collection could overflow.
-       round(COALESCE(sum(COALESCE(purchase_price, 0) + COALESCE(tax, 0)
-                          + COALESCE(shipping, 0)), 0), 2) AS money_spent
-FROM {SETS}
+       round(COALESCE(sum(money_spent), 0), 2) AS money_spent
+FROM {COLLECTION_STATS}
 WHERE user_id = $1
 GROUP BY ROLLUP (theme)
 ORDER BY is_total DESC, theme NULLS LAST

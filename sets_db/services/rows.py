@@ -24,6 +24,9 @@ SETS = f"public.{Set._meta.db_table}"
 IMAGES = f"public.{SetImage._meta.db_table}"
 # No model: written only by triggers on sets (migration 7), read by list_tags.
 TAG_COUNTS = "public.set_tag_counts"
+# No model either: per owner and theme, written only by triggers on sets (migration 8), read
+# by collection_stats.
+COLLECTION_STATS = "public.set_collection_stats"
 
 SET_FIELDS = tuple(name for name in SetOut.model_fields if name != "images")
 IMAGE_FIELDS = tuple(ImageOut.model_fields)
