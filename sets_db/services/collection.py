@@ -45,10 +45,11 @@ GROUP BY ROLLUP (theme)
 ORDER BY is_total DESC, theme NULLS LAST
 """
 
+# The same summary: one row per theme, where counting on demand reads every set.
 THEMES_SQL = f"""
-SELECT theme AS name, count(*) AS count FROM {SETS}
+SELECT theme AS name, set_count AS count FROM {COLLECTION_STATS}
 WHERE user_id = $1 AND theme IS NOT NULL
-GROUP BY theme ORDER BY count DESC, theme
+ORDER BY set_count DESC, theme
 """
 # The summary kept by triggers on sets (migration 7): the owner's few rows, where counting
 # on demand unnests every tag of every set the owner has.
