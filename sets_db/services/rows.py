@@ -195,19 +195,20 @@ def to_sets(rows: Sequence[asyncpg.Record]) -> list[SetOut]:
     the first row and its first image (every row of a result has the same column types)."""
     if not rows:
         return []
-    if tuple(rows[0].keys()) != _SET.fields:  # the statement's columns, by position
-        raise _schema_error(SetOut.__name__, f"columns {', '.join(rows[0].keys())}")
-    first = _set_values(rows[0])
-    _SET.check(first)
-    if first["images"]:
-        _IMAGE.check(first["images"][0].__dict__)
     build = _SET.build
-    return [build(first), *(build(_set_values(row)) for row in rows[1:])]
+    return [to_set(rows[0]), *(build(_set_values(row)) for row in rows[1:])]
 
 
 def to_set(row: asyncpg.Record) -> SetOut:
-    """A row of ``SELECT set_with_images(...)`` as a DTO."""
-    return to_sets([row])[0]
+    """A row of ``SELECT set_with_images(...)`` as a DTO, its types checked."""
+    if tuple(row.keys()) != _SET.fields:  # the statement's columns, by position
+        raise _schema_error(SetOut.__name__, f"columns {', '.join(row.keys())}")
+    values = _set_values(row)
+    _SET.check(values)
+    if values["images"]:
+        _IMAGE.check(values["images"][0].__dict__)
+    built: SetOut = _SET.build(values)
+    return built
 
 
 FETCH_SET_SQL = f"SELECT {set_with_images('s')} FROM {SETS} s WHERE s.id = $1 AND s.user_id = $2"
