@@ -316,3 +316,14 @@ async def schema_snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
     finally:
         await conn.close()
     return snapshot
+
+
+# The role RLS mode runs as (migration 3).
+APP_ROLE = "sets_db_app"
+
+
+async def act_as_app(conn: Any, user_id: str) -> None:
+    """Within the open transaction, act as the application role for ``user_id``, as RLS
+    mode does."""
+    await conn.execute(f"SET LOCAL ROLE {APP_ROLE}")
+    await conn.execute("SELECT set_config('sets_db.user_id', $1, true)", user_id)

@@ -25,8 +25,7 @@ from sets_db.services import (
 )
 from sets_db.sessions import owner_read, owner_transaction
 from tests.factories import ALICE, BOB
-
-APP_ROLE = "sets_db_app"
+from tests.pg import APP_ROLE, act_as_app
 
 
 @pytest.fixture
@@ -50,8 +49,7 @@ async def as_app(db: str) -> AsyncIterator[Any]:
     conn = await asyncpg.connect(db.replace("postgres://", "postgresql://", 1))
     tx = conn.transaction()
     await tx.start()
-    await conn.execute(f"SET LOCAL ROLE {APP_ROLE}")
-    await conn.execute("SELECT set_config('sets_db.user_id', $1, true)", ALICE)
+    await act_as_app(conn, ALICE)
     yield conn
     await tx.rollback()
     await conn.close()

@@ -25,6 +25,8 @@ from sets_db.services import collection
 from sets_db.services.transfer import BATCH_ROWS
 from tests.factories import ALICE, BOB, FULL_SET, small_collection
 from tests.pg import (
+    APP_ROLE,
+    act_as_app,
     aerich_in,
     connect,
     copy_project,
@@ -36,7 +38,6 @@ from tests.pg import (
 
 EmptyDatabase = Callable[[], Awaitable[str]]
 T = TypeVar("T")
-APP_ROLE = "sets_db_app"
 EXAMPLES = 300 if os.environ.get("CI") else 60
 
 SUMMARY = """
@@ -146,16 +147,11 @@ async def test_copy_truncate_and_a_rolled_back_write_keep_it_exact(raw: Any) -> 
     assert await raw.fetchval("SELECT count(*) FROM set_collection_stats") == 0
 
 
-async def _as_app(conn: Any, user_id: str) -> None:
-    await conn.execute(f"SET LOCAL ROLE {APP_ROLE}")
-    await conn.execute("SELECT set_config('sets_db.user_id', $1, true)", user_id)
-
-
 async def test_the_app_role_keeps_it_exact_and_reads_only_its_owner(raw: Any) -> None:
     """Under row-level security, with no privilege to write the summary itself."""
     await raw.execute("INSERT INTO sets (user_id, title, theme) VALUES ($1, 'b', 'City')", BOB)
     async with raw.transaction():
-        await _as_app(raw, ALICE)
+        await act_as_app(raw, ALICE)
         await raw.execute(
             "INSERT INTO sets (user_id, title, theme, purchase_price)"
             " VALUES ($1, 'x', 'City', 1.50), ($1, 'y', NULL, 2.25)",
@@ -175,7 +171,7 @@ async def test_the_app_role_keeps_it_exact_and_reads_only_its_owner(raw: Any) ->
         "INSERT INTO set_collection_stats VALUES ('alice', 'x', 1, 1, 1, 1, 1)",
     ):
         async with raw.transaction():
-            await _as_app(raw, ALICE)
+            await act_as_app(raw, ALICE)
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await raw.execute(write)
 

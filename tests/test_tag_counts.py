@@ -16,10 +16,17 @@ import pytest
 from sets_db import services
 from sets_db.services.collection import TAGS_SQL
 from tests.factories import ALICE, BOB
-from tests.pg import aerich_in, connect, copy_project, migration_named, output_of, version_number
+from tests.pg import (
+    act_as_app,
+    aerich_in,
+    connect,
+    copy_project,
+    migration_named,
+    output_of,
+    version_number,
+)
 
 EmptyDatabase = Callable[[], Awaitable[str]]
-APP_ROLE = "sets_db_app"
 
 SUMMARY = "SELECT user_id, tag, count FROM set_tag_counts ORDER BY 1, 2"
 # What list_tags returned before the summary: every tag of every set, counted afresh.
@@ -89,16 +96,11 @@ async def test_copy_and_a_rolled_back_write_keep_it_exact(raw: Any) -> None:
     assert await raw.fetchval("SELECT count(*) FROM set_tag_counts") == 0
 
 
-async def _as_app(conn: Any, user_id: str) -> None:
-    await conn.execute(f"SET LOCAL ROLE {APP_ROLE}")
-    await conn.execute("SELECT set_config('sets_db.user_id', $1, true)", user_id)
-
-
 async def test_the_app_role_keeps_it_exact_and_reads_only_its_owner(raw: Any) -> None:
     """Under row-level security, with no privilege to write the summary itself."""
     await raw.execute("INSERT INTO sets (user_id, title, tags) VALUES ($1, 'b', '{bobs}')", BOB)
     async with raw.transaction():
-        await _as_app(raw, ALICE)
+        await act_as_app(raw, ALICE)
         await raw.execute(
             "INSERT INTO sets (user_id, title, tags) VALUES ($1, 'x', '{a,b}'), ($1, 'y', '{b}')",
             ALICE,
@@ -111,7 +113,7 @@ async def test_the_app_role_keeps_it_exact_and_reads_only_its_owner(raw: Any) ->
     assert len(await raw.fetch(SUMMARY)) == 2
     for write in ("UPDATE set_tag_counts SET count = 99", "DELETE FROM set_tag_counts"):
         async with raw.transaction():
-            await _as_app(raw, ALICE)
+            await act_as_app(raw, ALICE)
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await raw.execute(write)
 
