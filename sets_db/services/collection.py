@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from sets_db.schemas import (
     CollectionStats,
@@ -20,6 +22,7 @@ from sets_db.services.rows import (
     TAG_COUNTS,
     set_with_images,
     to_dto,
+    to_dtos,
     to_sets,
 )
 from sets_db.sessions import owner_read
@@ -85,24 +88,19 @@ async def collection_stats(*, user_id: str) -> CollectionStats:
             money_spent=Decimal("0.00"),
             themes=[],
         )
-    return CollectionStats(
-        set_count=total["set_count"],
-        total_quantity=total["total_quantity"],
-        total_pieces=total["total_pieces"],
-        built_count=total["built_count"],
-        not_built_count=total["set_count"] - total["built_count"],
-        money_spent=total["money_spent"],
-        themes=[
-            ThemeStats(
-                theme=row["theme"],
-                set_count=row["set_count"],
-                total_quantity=row["total_quantity"],
-                total_pieces=row["total_pieces"],
-                money_spent=row["money_spent"],
-            )
-            for row in rows[1:]
-        ],
+    return to_dto(
+        CollectionStats,
+        {
+            **_whole_pieces(total),
+            "not_built_count": total["set_count"] - total["built_count"],
+            "themes": to_dtos(ThemeStats, [_whole_pieces(row) for row in rows[1:]]),
+        },
     )
+
+
+def _whole_pieces(row: Mapping[str, Any]) -> dict[str, Any]:
+    # A numeric sum (pieces x quantity can pass bigint), always whole: the DTO's int.
+    return {**row, "total_pieces": int(row["total_pieces"])}
 
 
 async def list_themes(*, user_id: str) -> list[NameCount]:
@@ -110,7 +108,7 @@ async def list_themes(*, user_id: str) -> list[NameCount]:
     user_id = checked_user_id(user_id)
     async with owner_read(user_id) as session:
         rows = await session.raw.fetch(THEMES_SQL, user_id)
-    return [to_dto(NameCount, row) for row in rows]
+    return to_dtos(NameCount, rows)
 
 
 async def list_tags(*, user_id: str) -> list[NameCount]:
@@ -118,7 +116,7 @@ async def list_tags(*, user_id: str) -> list[NameCount]:
     user_id = checked_user_id(user_id)
     async with owner_read(user_id) as session:
         rows = await session.raw.fetch(TAGS_SQL, user_id)
-    return [to_dto(NameCount, row) for row in rows]
+    return to_dtos(NameCount, rows)
 
 
 async def find_duplicates(*, user_id: str, set_number: str) -> list[SetOut]:
@@ -135,4 +133,4 @@ async def list_duplicate_groups(*, user_id: str) -> list[DuplicateGroup]:
     user_id = checked_user_id(user_id)
     async with owner_read(user_id) as session:
         rows = await session.raw.fetch(DUPLICATE_GROUPS_SQL, user_id)
-    return [to_dto(DuplicateGroup, row) for row in rows]
+    return to_dtos(DuplicateGroup, rows)

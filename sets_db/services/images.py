@@ -22,7 +22,7 @@ from sets_db.schemas import (
     validated,
 )
 from sets_db.services.owned import lock_set, owned_images
-from sets_db.services.rows import IMAGE_COLUMNS, IMAGES, image_order, to_dto
+from sets_db.services.rows import IMAGE_COLUMNS, IMAGES, image_order, to_dto, to_dtos
 from sets_db.sessions import owner_transaction
 
 # One statement after the lock. Appending: the position is the current count.
@@ -54,7 +54,7 @@ CLOSE_GAP_SQL = f"UPDATE {IMAGES} SET position = position - 1 WHERE set_id = $1 
 
 
 async def _images(raw: asyncpg.Connection, set_id: UUID) -> list[ImageOut]:
-    return [to_dto(ImageOut, row) for row in await raw.fetch(SET_IMAGES_SQL, set_id)]
+    return to_dtos(ImageOut, await raw.fetch(SET_IMAGES_SQL, set_id))
 
 
 async def add_image(
