@@ -20,8 +20,8 @@ from sets_db.services.rows import (
     COLLECTION_STATS,
     SETS,
     TAG_COUNTS,
+    build_dtos,
     set_with_images,
-    to_dto,
     to_dtos,
     to_sets,
 )
@@ -88,19 +88,34 @@ async def collection_stats(*, user_id: str) -> CollectionStats:
             money_spent=Decimal("0.00"),
             themes=[],
         )
-    return to_dto(
+    themes = [_theme_values(row) for row in rows[1:]]
+    set_count, built_count = total["set_count"], total["built_count"]
+    (whole,) = build_dtos(
         CollectionStats,
-        {
-            **_whole_pieces(total),
-            "not_built_count": total["set_count"] - total["built_count"],
-            "themes": to_dtos(ThemeStats, [_whole_pieces(row) for row in rows[1:]]),
-        },
+        [
+            {
+                "set_count": set_count,
+                "total_quantity": total["total_quantity"],
+                "total_pieces": int(total["total_pieces"]),
+                "built_count": built_count,
+                "not_built_count": set_count - built_count,
+                "money_spent": total["money_spent"],
+                "themes": build_dtos(ThemeStats, themes),
+            }
+        ],
     )
+    return whole
 
 
-def _whole_pieces(row: Mapping[str, Any]) -> dict[str, Any]:
-    # A numeric sum (pieces x quantity can pass bigint), always whole: the DTO's int.
-    return {**row, "total_pieces": int(row["total_pieces"])}
+def _theme_values(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "theme": row["theme"],
+        "set_count": row["set_count"],
+        "total_quantity": row["total_quantity"],
+        # A numeric sum (pieces x quantity can pass bigint), always whole: the DTO's int.
+        "total_pieces": int(row["total_pieces"]),
+        "money_spent": row["money_spent"],
+    }
 
 
 async def list_themes(*, user_id: str) -> list[NameCount]:

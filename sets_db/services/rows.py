@@ -150,19 +150,30 @@ _IMAGE = RowShape(ImageOut)
 _SHAPES: dict[type[pydantic.BaseModel], RowShape] = {SetOut: _SET, ImageOut: _IMAGE}
 
 
+def _shape(model: type[pydantic.BaseModel]) -> RowShape:
+    return _SHAPES.get(model) or _SHAPES.setdefault(model, RowShape(model))
+
+
+def build_dtos(model: type[Out], values: list[dict[str, Any]]) -> list[Out]:
+    """DTOs holding ``values`` (one dict of every field per DTO, all from one result); the
+    types checked on the first."""
+    if not values:
+        return []
+    shape = _shape(model)
+    shape.check(values[0])
+    build = shape.build
+    return [build(dto_values) for dto_values in values]
+
+
 def to_dtos(model: type[Out], rows: Sequence[Mapping[str, Any]]) -> list[Out]:
     """Rows of one result (holding the DTO's fields as columns, by name) as DTOs; the types
     checked on the first row."""
-    if not rows:
-        return []
-    shape = _SHAPES.get(model) or _SHAPES.setdefault(model, RowShape(model))
+    values_of = _shape(model).values_of
     try:
-        values = [shape.values_of(row) for row in rows]
+        values = [values_of(row) for row in rows]
     except KeyError as missing:
         raise _schema_error(model.__name__, f"no column {missing}") from None
-    shape.check(values[0])
-    build = shape.build
-    return [build(row_values) for row_values in values]
+    return build_dtos(model, values)
 
 
 def to_dto(model: type[Out], row: Mapping[str, Any]) -> Out:
