@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta, timezone
@@ -257,6 +258,20 @@ async def test_a_copy_is_fed_first_and_the_next_batch_checked_meanwhile(
         assert "check" not in events[start:end]
     assert "check" in events[feeds[1] : feeds[-1]]  # read ahead, not all before or after
     assert events.count("check") == 20
+
+
+def test_copy_records_hold_nothing_the_garbage_collector_tracks() -> None:
+    """Records wait until their batch is copied: tracked objects among them reach the
+    collector's oldest generation, and the full collections they set off rescan the
+    caller's whole heap. Only a set's record itself stays tracked (it holds the tags)."""
+    from sets_db.services import transfer
+
+    (set_record,), images = transfer.copy_records(ALICE, [SetCreate.model_validate(_full_row(1))])
+    gc.collect()
+
+    assert [value for value in set_record if gc.is_tracked(value)] == []
+    assert len(images) == 2
+    assert not any(gc.is_tracked(record) for record in images)
 
 
 async def test_the_first_100_problems_and_the_total_are_reported(db: str, raw: Any) -> None:
