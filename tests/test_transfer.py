@@ -260,6 +260,29 @@ async def test_a_copy_is_fed_first_and_the_next_batch_checked_meanwhile(
     assert events.count("check") == 20
 
 
+def test_the_garbage_collector_never_scans_the_checked_rows() -> None:
+    """Checking a slice and making its records happen in one pause of the collector: the
+    validated sets are dropped before it runs again, so it never scans them."""
+    from sets_db.services import transfer
+
+    rows = [_full_row(n) for n in range(100)]
+    scanned: list[SetCreate] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            scanned.extend(item for item in gc.get_objects(0) if isinstance(item, SetCreate))
+
+    gc.callbacks.append(watch)
+    try:
+        records, errors = transfer._checked_batch(ALICE, rows, 0, True)
+    finally:
+        gc.callbacks.remove(watch)
+
+    assert errors == []
+    assert records is not None
+    assert scanned == []
+
+
 def test_copy_records_hold_nothing_the_garbage_collector_tracks() -> None:
     """Records wait until their batch is copied: tracked objects among them reach the
     collector's oldest generation, and the full collections they set off rescan the

@@ -99,7 +99,7 @@ def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Re
     set_records: list[Record] = []
     image_records: list[Record] = []
     for data in sets:
-        set_id = str(uuid.uuid4())
+        set_id = uuid.uuid4().hex
         values = list(_writable_values(data))
         values[_TAGS] = tuple(values[_TAGS])
         if values[_WISHLIST] is not None:
@@ -232,12 +232,16 @@ async def _settle(ahead: asyncio.Future[Any]) -> None:
 def _checked_batch(
     user_id: str, rows: list[Any], offset: int, clean: bool
 ) -> tuple[RecordBatch | None, list[FieldError]]:
-    try:
-        with _cyclic_gc_paused():
+    # One pause around both: the validated sets are dropped before the collector runs
+    # again, so it never scans them.
+    with _cyclic_gc_paused():
+        try:
             sets = _ROWS.validate_python(rows)
-    except pydantic.ValidationError as error:
-        return None, _located(error, offset)
-    return (copy_records(user_id, sets) if clean else None), []
+        except pydantic.ValidationError as error:
+            return None, _located(error, offset)
+        records = _records(user_id, sets) if clean else None
+        del sets
+    return records, []
 
 
 def _located(error: pydantic.ValidationError, offset: int) -> list[FieldError]:
