@@ -221,7 +221,7 @@ async def test_a_copy_is_fed_first_and_the_next_batch_checked_meanwhile(
 ) -> None:
     """The server can do nothing until a COPY's records are encoded and sent, so no slice is
     checked while they are handed to asyncpg (even across its turns of the event loop); the
-    next batch is checked while the server works."""
+    next batch is checked while the server works; the first COPY starts after one slice."""
     from sets_db.services import transfer
 
     monkeypatch.setattr(transfer, "BATCH_ROWS", 8)
@@ -252,6 +252,7 @@ async def test_a_copy_is_fed_first_and_the_next_batch_checked_meanwhile(
     assert await import_sets(user_id=ALICE, rows=rows) == 40
 
     assert await _counts(raw) == (40, 40)
+    assert events[:2] == ["check", "feed"]
     feeds = [n for n, event in enumerate(events) if event == "feed"]
     fed = [n for n, event in enumerate(events) if event == "fed"]
     for start, end in zip(feeds, fed, strict=True):

@@ -115,8 +115,12 @@ def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Re
 RecordBatch = tuple[list[Record], list[Record]]
 # Rows are checked a slice at a time (the event loop gets a turn between slices) and copied
 # per batch: memory stays at a few batches, and checking batch N+1 overlaps with the COPY of
-# batch N, which mostly waits for the server.
-BATCH_ROWS = 2000
+# batch N, which mostly waits for the server. Batches are big because the server idles
+# while the client encodes the first 512 kB of each COPY statement (asyncpg sends nothing
+# before; ~15 ms for the sets of a batch): at 2,000 rows that was nearly all the encoding,
+# 10% of an import's time; at 10,000 about 2%. The price is memory: two batches of records
+# at once (the one being copied, the next one), about 1.5 kB a row with its images.
+BATCH_ROWS = 10_000
 # Rows checked between two turns of the event loop (a few milliseconds of work).
 SLICE_ROWS = 100
 # COPY records encoded between two turns of the event loop.
@@ -282,8 +286,14 @@ async def gathered(
     sets. ``None`` stands for a slice that will not be written (it, or an earlier one, had a
     bad row): from then on nothing is yielded, but the slices are still read to the end so
     that every row is checked. Checking is CPU work: before each slice the event loop gets a
-    turn, then ``turn`` is awaited (``copy_batches``: until the server has the work)."""
+    turn, then ``turn`` is awaited (``copy_batches``: until the server has the work).
+
+    The first batch is one slice, each next one twice the last, up to ``BATCH_ROWS``: the
+    server starts on the first rows at once instead of waiting for a whole batch to be checked
+    (0.3 s for 10,000 rows), and checking a batch (about 25 us a row) still takes less time
+    than the server's COPY of the one before, half as big (about 100 us a row)."""
     batch: RecordBatch = ([], [])
+    limit = SLICE_ROWS
     writing = True
     pending = aiter(slices)
     while True:
@@ -299,9 +309,10 @@ async def gathered(
         elif writing:
             batch[0].extend(records[0])
             batch[1].extend(records[1])
-            if len(batch[0]) >= BATCH_ROWS:
+            if len(batch[0]) >= limit:
                 yield batch
                 batch = ([], [])
+                limit = min(2 * limit, BATCH_ROWS)
     if writing and batch[0]:
         yield batch
 
