@@ -78,5 +78,5 @@ async def import_file(user_id: str, file: OpenFile, *, progress: Progress) -> Im
     """Import every row of the file for ``user_id``, or (if any row is bad) none."""
     report = ImportReport()
     with suppress(_Rejected):
-        await copy_batches(user_id, gathered(_checked_slices(file, report, user_id, progress)))
+        await copy_batches(user_id, _checked_slices(file, report, user_id, progress))
     return report

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import pytest
 
 from sets_db.config import settings
@@ -212,6 +214,88 @@ async def test_many_batches_from_an_async_iterable_in_one_transaction(
 
 
 IMAGE = "https://img.test/1.jpg"
+
+
+async def test_a_copy_is_fed_first_and_the_next_batch_checked_meanwhile(
+    db: str, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server can do nothing until a COPY's records are encoded and sent, so no slice is
+    checked while they are handed to asyncpg (even across its turns of the event loop); the
+    next batch is checked while the server works; the first COPY starts after one slice."""
+    from sets_db.services import transfer
+
+    monkeypatch.setattr(transfer, "BATCH_ROWS", 8)
+    monkeypatch.setattr(transfer, "SLICE_ROWS", 2)
+    monkeypatch.setattr(transfer, "PACE_RECORDS", 1)
+    events: list[str] = []
+    copy_records_to_table = asyncpg.Connection.copy_records_to_table
+
+    async def observed_copy(self: Any, table: str, *, records: Any, **options: Any) -> Any:
+        async def observed() -> Any:
+            events.append("feed")
+            async for record in records:
+                yield record
+            events.append("fed")
+
+        return await copy_records_to_table(self, table, records=observed(), **options)
+
+    checked_batch = transfer._checked_batch
+
+    def observed_check(*arguments: Any) -> Any:
+        events.append("check")
+        return checked_batch(*arguments)
+
+    monkeypatch.setattr(asyncpg.Connection, "copy_records_to_table", observed_copy)
+    monkeypatch.setattr(transfer, "_checked_batch", observed_check)
+    rows = [{"title": f"set {n}", "images": [{"image_url": IMAGE}]} for n in range(40)]
+
+    assert await import_sets(user_id=ALICE, rows=rows) == 40
+
+    assert await _counts(raw) == (40, 40)
+    assert events[:2] == ["check", "feed"]
+    feeds = [n for n, event in enumerate(events) if event == "feed"]
+    fed = [n for n, event in enumerate(events) if event == "fed"]
+    for start, end in zip(feeds, fed, strict=True):
+        assert "check" not in events[start:end]
+    assert "check" in events[feeds[1] : feeds[-1]]  # read ahead, not all before or after
+    assert events.count("check") == 20
+
+
+def test_the_garbage_collector_never_scans_the_checked_rows() -> None:
+    """Checking a slice and making its records happen in one pause of the collector: the
+    validated sets are dropped before it runs again, so it never scans them."""
+    from sets_db.services import transfer
+
+    rows = [_full_row(n) for n in range(100)]
+    scanned: list[SetCreate] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            scanned.extend(item for item in gc.get_objects(0) if isinstance(item, SetCreate))
+
+    gc.callbacks.append(watch)
+    try:
+        records, errors = transfer._checked_batch(ALICE, rows, 0, True)
+    finally:
+        gc.callbacks.remove(watch)
+
+    assert errors == []
+    assert records is not None
+    assert scanned == []
+
+
+def test_copy_records_hold_nothing_the_garbage_collector_tracks() -> None:
+    """Records wait until their batch is copied: tracked objects among them reach the
+    collector's oldest generation, and the full collections they set off rescan the
+    caller's whole heap. Only a set's record itself stays tracked (it holds the tags)."""
+    from sets_db.services import transfer
+
+    (set_record,), images = transfer.copy_records(ALICE, [SetCreate.model_validate(_full_row(1))])
+    gc.collect()
+
+    assert [value for value in set_record if gc.is_tracked(value)] == []
+    assert len(images) == 2
+    assert not any(gc.is_tracked(record) for record in images)
 
 
 async def test_the_first_100_problems_and_the_total_are_reported(db: str, raw: Any) -> None:
