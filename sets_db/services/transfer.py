@@ -118,7 +118,7 @@ RecordBatch = tuple[list[Record], list[Record]]
 # batch N, which mostly waits for the server. Batches are big because the server idles
 # while the client encodes the first 512 kB of each COPY statement (asyncpg sends nothing
 # before; ~15 ms for the sets of a batch): at 2,000 rows that was nearly all the encoding,
-# 10% of an import's time; at 10,000 about 2%. The price is memory: two batches of records
+# 10% of an import's time; at 10,000 2-3%. The price is memory: two batches of records
 # at once (the one being copied, the next one), about 1.5 kB a row with its images.
 BATCH_ROWS = 10_000
 # Rows checked between two turns of the event loop (a few milliseconds of work).
