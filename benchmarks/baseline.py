@@ -16,9 +16,10 @@ from sets_db.pool import session_settings
 Pool = Any  # asyncpg.Pool (untyped)
 
 # Images as an array of ROW()s: asyncpg decodes it in binary (faster than json_agg + json).
-# Positions are unique within a set, so (position, id) is the whole order.
+# Positions are unique within a set, so (position, id) is the whole order. An image's set_id
+# is its set's id: not sent again.
 IMAGES = """
-(SELECT array_agg(ROW(i.id, i.set_id, i.image_url, i.thumbnail_url, i.position, i.created_at)
+(SELECT array_agg(ROW(i.id, i.image_url, i.thumbnail_url, i.position, i.created_at)
     ORDER BY i.position, i.id) FROM set_images i WHERE i.set_id = s.id) AS images
 """
 

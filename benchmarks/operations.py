@@ -71,8 +71,8 @@ def dto_page(page: SetPage) -> tuple[list[SetShape | None], bool]:
 def record_set(row: Mapping[str, Any] | None) -> SetShape | None:
     if row is None:
         return None
-    # The floor's image rows: (id, set_id, image_url, thumbnail_url, position, created_at).
-    return _set(row["id"], row["title"], ((image[0], image[2]) for image in row["images"] or ()))
+    # The floor's image rows: (id, image_url, thumbnail_url, position, created_at).
+    return _set(row["id"], row["title"], ((image[0], image[1]) for image in row["images"] or ()))
 
 
 def orm_set(item: Any) -> SetShape | None:

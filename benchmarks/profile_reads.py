@@ -74,7 +74,8 @@ def _prepared(row: Any) -> dict[str, Any]:
     """A row as the dict pydantic would validate."""
     prepared = dict(row)
     prepared["images"] = [
-        dict(zip(rows.IMAGE_FIELDS, image, strict=True)) for image in row["images"] or ()
+        {**dict(zip(rows.IMAGE_ROW_FIELDS, image, strict=True)), "set_id": row["id"]}
+        for image in row["images"] or ()
     ]
     return prepared
 

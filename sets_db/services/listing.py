@@ -270,6 +270,7 @@ async def list_sets(
     sql, values = build_page_sql(query, user_id)
     async with owner_read(user_id) as session:
         rows = await session.raw.fetch(sql, *values)
-    items = to_sets(rows[: query.limit])
     more = len(rows) > query.limit
+    del rows[query.limit :]
+    items = to_sets(rows)
     return SetPage(items=items, next_cursor=_encode_cursor(query, items[-1]) if more else None)
