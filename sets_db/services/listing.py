@@ -38,7 +38,7 @@ from sets_db.schemas import (
     storable_text,
     validated,
 )
-from sets_db.services.rows import SETS, set_columns, set_with_images, to_sets
+from sets_db.services.rows import SETS, build_dtos, set_columns, set_with_images, to_sets
 from sets_db.sessions import owner_read
 
 
@@ -273,4 +273,8 @@ async def list_sets(
     more = len(rows) > query.limit
     del rows[query.limit :]
     items = to_sets(rows)
-    return SetPage(items=items, next_cursor=_encode_cursor(query, items[-1]) if more else None)
+    next_cursor = _encode_cursor(query, items[-1]) if more else None
+    # Built as the rows are: both fields are ours (validating would build pydantic's
+    # validators of SetPage and SetOut on the first call, and check 50 instances again).
+    (page,) = build_dtos(SetPage, [{"items": items, "next_cursor": next_cursor}])
+    return page
