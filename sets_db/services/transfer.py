@@ -37,7 +37,7 @@ from sets_db.config import settings
 from sets_db.errors import FieldError, InvalidInputError
 from sets_db.models import Set, SetImage
 from sets_db.schemas import SetCreate, SetOut, checked_user_id
-from sets_db.services.rows import SETS, set_with_images, to_set
+from sets_db.services.rows import SETS, set_with_images, to_sets
 from sets_db.sessions import owner_read, owner_transaction
 
 # Every writable column: the input DTO's fields; id is made here (the images must point at
@@ -385,5 +385,5 @@ async def export_sets(*, user_id: str, batch_size: int = 1000) -> AsyncGenerator
         )
         fetch = f"FETCH {batch_size} FROM {EXPORT_CURSOR}"
         while rows := await session.raw.fetch(fetch):
-            for row in rows:
-                yield to_set(row)
+            for item in to_sets(rows):
+                yield item
