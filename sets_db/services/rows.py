@@ -99,7 +99,8 @@ def _dict_maker(
     else:
         values = {name: f"v{index}" for index, name in enumerate(fields) if name != given}
         unpack = f"    {', '.join(values.values())}, = row\n"
-    values.update({given: "value"} if given else {})
+    if given:
+        values[given] = "value"
     items = ", ".join(f"{name!r}: {values[name]}" for name in fields)
     namespace: dict[str, Any] = {}
     exec(f"def make(row{', value' if given else ''}):\n{unpack}    return {{{items}}}", namespace)
@@ -243,10 +244,9 @@ def to_sets(rows: list[asyncpg.Record]) -> list[SetOut]:
     # The page's images in one pass, each with its set's id, then handed out in order.
     image_rows = [values["images"] or () for values in sets]
     set_ids = chain.from_iterable(map(repeat, map(_id, sets), map(len, image_rows)))
-    images = list(map(_IMAGE_VALUES, chain.from_iterable(image_rows), set_ids))
-    if images:
-        _IMAGE.check(images[0])
-        images = _IMAGE.build(images)
+    images = build_dtos(
+        ImageOut, list(map(_IMAGE_VALUES, chain.from_iterable(image_rows), set_ids))
+    )
     start = 0
     for values, own in zip(sets, image_rows, strict=True):
         end = start + len(own)
@@ -255,9 +255,7 @@ def to_sets(rows: list[asyncpg.Record]) -> list[SetOut]:
         tags = values["tags"]
         if tags is None or None in tags or (tags and isinstance(tags[0], list)):
             values["tags"] = _flat_tags(tags)
-    _SET.check(sets[0])
-    built: list[SetOut] = _SET.build(sets)
-    return built
+    return build_dtos(SetOut, sets)
 
 
 def to_set(row: asyncpg.Record) -> SetOut:
