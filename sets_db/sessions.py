@@ -32,26 +32,6 @@ from sets_db.pool import session_settings
 from sets_db.translation import DRIVER_ERRORS, translate
 
 
-class Session:
-    """One pooled connection for one call: ``raw`` for SQL, ``orm`` for Tortoise's query
-    API (``using_db=session.orm``), both the same connection and transaction."""
-
-    __slots__ = ("_client", "_orm", "raw")
-
-    def __init__(self, raw: asyncpg.Connection, client: AsyncpgDBClient) -> None:
-        self.raw = raw
-        self._client = client
-        self._orm: BaseDBAsyncClient | None = None
-
-    @property
-    def orm(self) -> BaseDBAsyncClient:
-        if self._orm is None:  # built on demand: most calls only send SQL
-            wrapper = TransactionWrapper(self._client)
-            wrapper._connection = self.raw
-            self._orm = wrapper
-        return self._orm
-
-
 def _client(name: str) -> AsyncpgDBClient:
     # The context's handler directly (what get_connection() wraps, with an import per call):
     # this runs on every call, and the exact-type test spares two ABC isinstance checks.
@@ -116,13 +96,29 @@ def _wait_bound(pool: asyncpg.Pool, config: Settings) -> float | None:
     return None if free is not None and free.qsize() > 0 else config.pool_timeout_s
 
 
-class _Lease:
-    """A pooled connection of one Tortoise connection (``name``) for one call, optionally
-    inside a transaction; driver errors come out translated, and a lost server expires the
-    pool's other (equally dead) idle connections. A class, not nested generator-based
-    context managers: this runs on every call (measured ~20 us less per call)."""
+class Session:
+    """One pooled connection of one Tortoise connection (``name``) for one call, optionally
+    inside a transaction: ``raw`` for SQL, ``orm`` for Tortoise's query API
+    (``using_db=session.orm``), both the same connection and transaction. Driver errors
+    come out translated, and a lost server expires the pool's other (equally dead) idle
+    connections.
 
-    __slots__ = ("_pool", "_raw", "config", "name", "remember", "transaction", "user_id")
+    A class, not nested generator-based context managers, and its own session object: this
+    runs on every call (measured ~20 us less per call, then ~10 us less for a read).
+    """
+
+    __slots__ = (
+        "_client",
+        "_orm",
+        "_pool",
+        "config",
+        "name",
+        "raw",
+        "remember",
+        "transaction",
+        "user_id",
+    )
+    raw: asyncpg.Connection
 
     def __init__(
         self,
@@ -136,15 +132,22 @@ class _Lease:
         self.name, self.user_id, self.config = name, user_id, config
         self.transaction = transaction or _needs_transaction(config)
         self.remember = remember
-        self._pool: asyncpg.Pool | None = None
-        self._raw: asyncpg.Connection | None = None
+        self._orm: BaseDBAsyncClient | None = None
+
+    @property
+    def orm(self) -> BaseDBAsyncClient:
+        if self._orm is None:  # built on demand: most calls only send SQL
+            wrapper = TransactionWrapper(self._client)
+            wrapper._connection = self.raw
+            self._orm = wrapper
+        return self._orm
 
     async def __aenter__(self) -> Session:
-        client = _client(self.name)
+        self._client = client = _client(self.name)
         try:
             self._pool = pool = client._pool or await _pool(client)
             try:
-                self._raw = raw = await pool.acquire(timeout=_wait_bound(pool, self.config))
+                self.raw = await pool.acquire(timeout=_wait_bound(pool, self.config))
             except TimeoutError:
                 raise PoolExhaustedError(
                     f"no database connection became free within {self.config.pool_timeout_s:g}"
@@ -154,19 +157,31 @@ class _Lease:
             raise translate(error) from error
         if self.transaction:
             try:
-                await _begin(raw, self.user_id, self.config)
+                await _begin(self.raw, self.user_id, self.config)
             except BaseException as error:
-                await self._finish(error)
+                await self.__aexit__(type(error), error, None)
                 raise
-        return Session(raw, client)
+        return self
 
     async def __aexit__(self, kind: object, error: BaseException | None, trace: object) -> None:
-        await self._finish(error)
+        try:
+            if self.transaction or self.remember:
+                error = await self._end(error)
+        finally:
+            try:
+                await self._pool.release(self.raw)
+            except (*DRIVER_ERRORS, RuntimeError):
+                self.raw.terminate()
+        if isinstance(error, DRIVER_ERRORS):
+            translated = translate(error)
+            if isinstance(translated, DatabaseUnavailableError):
+                await self._pool.expire_connections()
+            raise translated from error
 
-    async def _finish(self, error: BaseException | None) -> None:
-        pool, raw = self._pool, self._raw
-        assert pool is not None
-        assert raw is not None
+    async def _end(self, error: BaseException | None) -> BaseException | None:
+        """Commit (or roll back after ``error``) and remember the write; the error that
+        ends the call."""
+        raw = self.raw
         try:
             if self.transaction and error is None:
                 try:
@@ -183,22 +198,13 @@ class _Lease:
                 _routing.remember_write(self.user_id, await raw.fetchval(_PRIMARY_POSITION))
         except DRIVER_ERRORS as late_error:
             error = late_error
-        finally:
-            try:
-                await pool.release(raw)
-            except (*DRIVER_ERRORS, RuntimeError):
-                raw.terminate()
-        if isinstance(error, DRIVER_ERRORS):
-            translated = translate(error)
-            if isinstance(translated, DatabaseUnavailableError):
-                await pool.expire_connections()
-            raise translated from error
+        return error
 
 
 def owner_transaction(user_id: str) -> AbstractAsyncContextManager[Session]:
     """One unit of work for the owner on the primary: every statement inside commits
     together or not at all."""
-    return _Lease(
+    return Session(
         DEFAULT_CONNECTION,
         user_id,
         settings(),
@@ -212,7 +218,7 @@ def owner_read(user_id: str, *, snapshot: bool = False) -> AbstractAsyncContextM
     them. ``snapshot``: several statements that must see one consistent state."""
     config = settings()
     if not _routing.has_replica:
-        return _Lease(DEFAULT_CONNECTION, user_id, config, transaction=snapshot)
+        return Session(DEFAULT_CONNECTION, user_id, config, transaction=snapshot)
     return _routed_read(user_id, snapshot, config)
 
 
@@ -222,14 +228,14 @@ async def _routed_read(user_id: str, snapshot: bool, config: Settings) -> AsyncI
     async with AsyncExitStack() as stack:
         try:
             session = await stack.enter_async_context(
-                _Lease(name, user_id, config, transaction=snapshot)
+                Session(name, user_id, config, transaction=snapshot)
             )
         except DatabaseUnavailableError:
             if name == DEFAULT_CONNECTION:
                 raise
             _routing.replica_failed()  # down: this call and the next few use the primary
             session = await stack.enter_async_context(
-                _Lease(DEFAULT_CONNECTION, user_id, config, transaction=snapshot)
+                Session(DEFAULT_CONNECTION, user_id, config, transaction=snapshot)
             )
         try:
             yield session
@@ -313,7 +319,7 @@ class _Routing:
             if time.monotonic() - self.checked_at <= REPLICA_CHECK_S / 5:
                 return  # another task just checked
             try:
-                async with _Lease(READ_CONNECTION, "", config, transaction=False) as session:
+                async with Session(READ_CONNECTION, "", config, transaction=False) as session:
                     row = await session.raw.fetchrow(_REPLICA_STATUS)
             except DatabaseUnavailableError:
                 self.replica_failed()
