@@ -190,14 +190,15 @@ def _shape_fingerprint(shape: tuple[Any, ...], descending: bool) -> str:
     return digest[:FINGERPRINT_CHARS]
 
 
-def _encode_cursor(query: SetQuery, last: SetOut) -> str:
+def _encode_cursor(query: SetQuery, last: SetOut, fingerprint: str | None = None) -> str:
     value = _sort_value(last, query.sort)
     key = (
         ""
         if value is None
         else _KEY_MARK + (value.isoformat() if isinstance(value, datetime) else str(value))
     )
-    return base64.urlsafe_b64encode(f"{_fingerprint(query)}{last.id}{key}".encode()).decode()
+    fingerprint = fingerprint or _fingerprint(query)
+    return base64.urlsafe_b64encode(f"{fingerprint}{last.id}{key}".encode()).decode()
 
 
 def _cursor_parts(text: str) -> tuple[Any, Any, Any]:
@@ -211,13 +212,13 @@ def _cursor_parts(text: str) -> tuple[Any, Any, Any]:
     return text[:FINGERPRINT_CHARS], key[1:] if key else None, text[FINGERPRINT_CHARS:_ID_END]
 
 
-def _decode_cursor(query: SetQuery) -> tuple[Any, UUID]:
+def _decode_cursor(query: SetQuery, expected: str) -> tuple[Any, UUID]:
     assert query.cursor is not None
     try:
         fingerprint, raw_value, raw_id = _cursor_parts(
             base64.urlsafe_b64decode(query.cursor).decode()
         )
-        if fingerprint != _fingerprint(query):
+        if fingerprint != expected:
             raise ValueError("cursor belongs to other filters or another order")
         value = None if raw_value is None else _SORTS[query.sort].decode(raw_value)
         return value, UUID(raw_id)
@@ -225,9 +226,9 @@ def _decode_cursor(query: SetQuery) -> tuple[Any, UUID]:
         raise InvalidInputError.single("cursor", f"invalid cursor ({error})") from None
 
 
-def _after_cursor(query: SetQuery, bind: _Params) -> str:
+def _after_cursor(query: SetQuery, fingerprint: str, bind: _Params) -> str:
     """Rows strictly after the cursor in ``ORDER BY key NULLS LAST, id`` order."""
-    value, last_id = _decode_cursor(query)
+    value, last_id = _decode_cursor(query, fingerprint)
     sort = _SORTS[query.sort]
     op = "<" if query.is_descending else ">"
     if value is None:  # already among the NULL keys, which come last
@@ -238,11 +239,15 @@ def _after_cursor(query: SetQuery, bind: _Params) -> str:
     return f"({after} OR {sort.expression} IS NULL)" if sort.nullable else after
 
 
-def build_page_sql(query: SetQuery, user_id: str) -> tuple[str, list[Any]]:
+def build_page_sql(
+    query: SetQuery, user_id: str, fingerprint: str | None = None
+) -> tuple[str, list[Any]]:
+    """The page's statement and its parameters; ``fingerprint`` is the query's (computed
+    when not given)."""
     bind = _Params()
     where = _filters(query, user_id, bind)
     if query.cursor:
-        where.append(_after_cursor(query, bind))
+        where.append(_after_cursor(query, fingerprint or _fingerprint(query), bind))
     direction = "DESC" if query.is_descending else "ASC"
     sort = _SORTS[query.sort]
     # NULLS LAST only where NULLs can occur: without it, ``created_at DESC, id DESC`` is a
@@ -294,13 +299,14 @@ async def list_sets(
             "cursor": cursor,
         },
     )
-    sql, values = build_page_sql(query, user_id)
+    fingerprint = _fingerprint(query)  # the cursor's, in and out
+    sql, values = build_page_sql(query, user_id, fingerprint)
     async with owner_read(user_id) as session:
         rows = await session.raw.fetch(sql, *values)
     more = len(rows) > query.limit
     del rows[query.limit :]
     items = to_sets(rows)
-    next_cursor = _encode_cursor(query, items[-1]) if more else None
+    next_cursor = _encode_cursor(query, items[-1], fingerprint) if more else None
     # Built as the rows are: both fields are ours (validating would build pydantic's
     # validators of SetPage and SetOut on the first call, and check 50 instances again).
     (page,) = build_dtos(SetPage, [{"items": items, "next_cursor": next_cursor}])
