@@ -71,7 +71,7 @@ async def add_image(
         ImageAdd, {"image_url": image_url, "thumbnail_url": thumbnail_url, "position": position}
     )
     async with owner_transaction(user_id) as session:
-        if not await lock_set(session.orm, user_id, set_id):
+        if not await lock_set(session.raw, user_id, set_id):
             raise SetNotFoundError(set_id)
         values = [set_id, image.image_url, image.thumbnail_url]
         if image.position is None:
@@ -89,7 +89,7 @@ async def reorder_images(
     # Handed over as given: pydantic rejects None or a bare string, where list() would not.
     order = validated(ImageOrder, {"image_ids": image_ids}).image_ids
     async with owner_transaction(user_id) as session:
-        if not await lock_set(session.orm, user_id, set_id):
+        if not await lock_set(session.raw, user_id, set_id):
             raise SetNotFoundError(set_id)
         current = {image.id for image in await _images(session.raw, set_id)}
         if len(order) != len(set(order)) or set(order) != current:
@@ -111,7 +111,7 @@ async def delete_image(*, user_id: str, image_id: UUID | str) -> ImageOut:
             .values_list("set_id", flat=True)
         )
         # Lock the set first, then re-check: the image may have gone while we waited.
-        if not set_ids or not await lock_set(session.orm, user_id, cast(UUID, set_ids[0])):
+        if not set_ids or not await lock_set(session.raw, user_id, cast(UUID, set_ids[0])):
             raise ImageNotFoundError(image_id)
         row = await session.raw.fetchrow(DELETE_IMAGE_SQL, image_id)
         if row is None:

@@ -96,7 +96,7 @@ async def delete_set(*, user_id: str, set_id: UUID | str) -> DeletedSet:
     """Delete a set and (by CASCADE) its images; returns the file URLs that went with it."""
     user_id, set_id = checked_user_id(user_id), checked_uuid(set_id, "set_id")
     async with owner_transaction(user_id) as session:
-        if not await lock_set(session.orm, user_id, set_id):
+        if not await lock_set(session.raw, user_id, set_id):
             raise SetNotFoundError(set_id)
         images = (
             await owned_images(user_id)
