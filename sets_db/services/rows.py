@@ -274,8 +274,11 @@ def to_sets(rows: list[asyncpg.Record]) -> list[SetOut]:
     images: list[ImageOut] = _IMAGE.instances(_IMAGE_VALUES(rows))
     if images:
         _IMAGE.check(images[0].__dict__)
-    ends = list(accumulate(map(len, map(_images_of, rows))))
-    own = map(images.__getitem__, map(slice, chain((0,), ends), ends))
+    if len(rows) == 1:  # get_set: every image is the row's own
+        own: Iterable[list[ImageOut]] = (images,)
+    else:
+        ends = list(accumulate(map(len, map(_images_of, rows))))
+        own = map(images.__getitem__, map(slice, chain((0,), ends), ends))
     sets = list(map(_SET_VALUES, rows, own))
     rows.clear()
     return build_dtos(SetOut, sets)
