@@ -215,7 +215,7 @@ _IMAGES_AT = _SET.fields.index("images")
 
 
 def _row_makers() -> tuple[
-    Callable[[list[asyncpg.Record]], list[tuple[dict[str, Any], None, set[str]]]],
+    Callable[[Sequence[asyncpg.Record]], list[tuple[dict[str, Any], None, set[str]]]],
     Callable[[asyncpg.Record, list[ImageOut]], dict[str, Any]],
 ]:
     """Two functions for rows of ``set_with_images``: the (values, extra, fields set) of
@@ -257,36 +257,43 @@ _IMAGE_VALUES, _SET_VALUES = _row_makers()
 _images_of = operator.itemgetter(_IMAGES_AT)
 
 
-def to_sets(rows: list[asyncpg.Record]) -> list[SetOut]:
-    """Rows of one ``SELECT set_with_images(...)`` as DTOs, in order; the types checked on
-    the first row and the first image (every row of a result has the same column types).
-
-    The page's images are made at once (one pydantic-core call) and handed out as slices,
-    one per set: 10% less than a call per set. Empties ``rows``: a Record is garbage once
-    its values are in a dict, and freeing them before the sets' DTOs are allocated keeps a
-    page from setting off the collector (measured in the benchmark: a young collection,
-    ~50 us, in 15 of 400 page calls, was about half).
-    """
-    if not rows:
-        return []
+def _images(rows: Sequence[asyncpg.Record]) -> list[ImageOut]:
+    """The images of rows of one ``SELECT set_with_images(...)``, in order, made at once
+    (one pydantic-core call); the columns checked on the first row, the types on the first
+    image (every row of a result has the same column types)."""
     if tuple(rows[0].keys()) != _SET.fields:  # the statement's columns, by position
         raise _schema_error(SetOut.__name__, f"columns {', '.join(rows[0].keys())}")
     images: list[ImageOut] = _IMAGE.instances(_IMAGE_VALUES(rows))
     if images:
         _IMAGE.check(images[0].__dict__)
-    if len(rows) == 1:  # get_set: every image is the row's own
-        own: Iterable[list[ImageOut]] = (images,)
-    else:
-        ends = list(accumulate(map(len, map(_images_of, rows))))
-        own = map(images.__getitem__, map(slice, chain((0,), ends), ends))
+    return images
+
+
+def to_sets(rows: list[asyncpg.Record]) -> list[SetOut]:
+    """Rows of one ``SELECT set_with_images(...)`` as DTOs, in order; the types checked on
+    the first row and the first image.
+
+    The page's images are made at once and handed out as slices, one per set: 10% less
+    than a call per set. Empties ``rows``: a Record is garbage once its values are in a
+    dict, and freeing them before the sets' DTOs are allocated keeps a page from setting
+    off the collector (measured in the benchmark: a young collection, ~50 us, in 15 of 400
+    page calls, was about half).
+    """
+    if not rows:
+        return []
+    images = _images(rows)
+    ends = list(accumulate(map(len, map(_images_of, rows))))
+    own = map(images.__getitem__, map(slice, chain((0,), ends), ends))
     sets = list(map(_SET_VALUES, rows, own))
     rows.clear()
     return build_dtos(SetOut, sets)
 
 
 def to_set(row: asyncpg.Record) -> SetOut:
-    """A row of ``SELECT set_with_images(...)`` as a DTO, its types checked."""
-    return to_sets([row])[0]
+    """A row of ``SELECT set_with_images(...)`` as a DTO, its types checked (every image
+    is its own: nothing to slice)."""
+    (item,) = build_dtos(SetOut, [_SET_VALUES(row, _images((row,)))])
+    return item
 
 
 FETCH_SET_SQL = f"SELECT {set_with_images('s')} FROM {SETS} s WHERE s.id = $1 AND s.user_id = $2"
