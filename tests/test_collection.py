@@ -6,7 +6,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from sets_db import services
+from sets_db.errors import InvalidInputError
 from tests.factories import ALICE, BOB, FULL_SET, small_collection
 
 
@@ -42,6 +45,8 @@ async def test_duplicates(db: str) -> None:
     dupes = await services.find_duplicates(user_id=ALICE, set_number="3")
     assert [d.title for d in dupes] == ["C O'Brien", "D plain"]
     assert await services.find_duplicates(user_id=ALICE, set_number="75192") == []
+    # Stripped, as a stored set number is.
+    assert await services.find_duplicates(user_id=ALICE, set_number=" 3 ") == dupes
     groups = await services.list_duplicate_groups(user_id=ALICE)
     assert [(g.set_number, len(g.set_ids)) for g in groups] == [("3", 2)]
 
@@ -68,3 +73,10 @@ async def test_totals_past_bigint_are_exact(db: str, raw: Any) -> None:
     assert stats.total_quantity == 3 * biggest
     assert stats.total_pieces == 3 * biggest * biggest
     assert stats.themes[0].total_pieces == 3 * biggest * biggest
+
+
+@pytest.mark.parametrize("set_number", [None, 75192, "75\x00192", "7" * 201, b"75192"])
+async def test_a_bad_set_number_to_look_up_is_named(db: str, set_number: Any) -> None:
+    with pytest.raises(InvalidInputError) as raised:
+        await services.find_duplicates(user_id=ALICE, set_number=set_number)
+    assert [error.field for error in raised.value.errors] == ["set_number"]

@@ -9,10 +9,9 @@ from sets_db.schemas import (
     DuplicateGroup,
     NameCount,
     SetOut,
-    ShortTextValue,
     ThemeStats,
+    checked_short_text,
     checked_user_id,
-    validated,
 )
 from sets_db.services.rows import (
     COLLECTION_STATS,
@@ -136,7 +135,7 @@ async def list_tags(*, user_id: str) -> list[NameCount]:
 async def find_duplicates(*, user_id: str, set_number: str) -> list[SetOut]:
     """The owner's sets with this set number, oldest first (empty when there are none)."""
     user_id = checked_user_id(user_id)
-    number = validated(ShortTextValue, {"value": set_number}).value
+    number = checked_short_text(set_number, "set_number")
     async with owner_read(user_id) as session:
         rows = await session.raw.fetch(DUPLICATES_SQL, user_id, number)
     return to_sets(rows)
