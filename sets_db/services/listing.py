@@ -306,7 +306,8 @@ async def list_sets(
             "cursor": cursor,
         },
     )
-    fingerprint = _fingerprint(query)  # the cursor's, in and out
+    # Reading a cursor and making the next one need it: computed once, and only then.
+    fingerprint = _fingerprint(query) if query.cursor else None
     sql, values = build_page_sql(query, user_id, fingerprint)
     async with owner_read(user_id) as session:
         rows = await session.raw.fetch(sql, *values)
