@@ -1,13 +1,19 @@
 """The timing harness: every contender of an operation called in turn, call by call.
 
-Interleaving (the order rotates each round) gives every contender the same cache, pool and
-machine-load state, which matters on a shared box more than any single number. An operation
-is timed ``repeats`` times; the table shows the range of the per-repeat ratios to raw.
+Interleaving gives every contender the same cache, pool and machine-load state, which matters
+on a shared box more than any single number. Each round calls the contenders in a fresh
+random order (seeded): every contender then follows every other equally often. A call runs
+slower after a heavy one (whose objects and code pushed its own out of the CPU caches), so
+a fixed rotation was not fair: beside the peers it made raw follow sets-db in three rounds
+of four, and sets-db follow the Tortoise peer, which alone moved the first page's ratio
+from 1.29 to 1.41 in one run. An operation is timed ``repeats`` times; the table shows the
+range of the per-repeat ratios to raw.
 """
 
 from __future__ import annotations
 
 import gc
+import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -69,10 +75,10 @@ async def interleaved(operation: Operation, *, warmup: int, iterations: int) -> 
     """Per contender: the elapsed seconds of ``iterations`` calls after ``warmup`` calls."""
     names = list(operation.contenders)
     elapsed: dict[str, list[float]] = {name: [] for name in names}
+    order = random.Random(operation.name)
     gc.collect()
     for i in range(warmup + iterations):
-        shift = i % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in order.sample(names, len(names)):
             call = operation.contenders[name].call
             started = time.perf_counter()
             await call(i)
