@@ -193,3 +193,24 @@ async def test_cursor_survives_spelling_out_the_default_direction(db: str) -> No
         user_id=ALICE, limit=2, descending=True, cursor=page.next_cursor
     )
     assert [i.title for i in [*page.items, *rest.items]] == ["t2", "t1", "t0"]
+
+
+@pytest.mark.parametrize(
+    ("accepted", "refused"),
+    [
+        ({"is_built": True}, {"is_built": 1}),
+        ({"limit": 1}, {"limit": True}),
+        ({"descending": False}, {"descending": 0}),
+        ({"search": "1"}, {"search": 1}),
+    ],
+)
+async def test_an_equal_argument_of_another_type_is_still_refused(
+    db: str, accepted: dict[str, Any], refused: dict[str, Any]
+) -> None:
+    # A page's query is validated once per argument list: True == 1 must not let the
+    # integer reuse the boolean's validated query (or the reverse).
+    await small_collection()
+    for _ in range(2):
+        await services.list_sets(user_id=ALICE, **accepted)
+        with pytest.raises(InvalidInputError):
+            await services.list_sets(user_id=ALICE, **refused)
