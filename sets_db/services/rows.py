@@ -9,9 +9,8 @@ schema-qualified: a temporary table named ``sets`` on a pooled connection cannot
 from __future__ import annotations
 
 import functools
-import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from itertools import accumulate, chain, repeat
+from itertools import repeat
 from types import UnionType
 from typing import Any, TypeVar, Union, get_args, get_origin
 
@@ -213,19 +212,23 @@ def _flat_tags(tags: Iterable[Any] | None) -> list[str]:
 
 _IMAGES_AT = _SET.fields.index("images")
 
+Built = tuple[dict[str, Any], None, set[str]]  # what pydantic-core's model builder takes
+
 
 def _row_makers() -> tuple[
-    Callable[[Sequence[asyncpg.Record]], list[tuple[dict[str, Any], None, set[str]]]],
-    Callable[[asyncpg.Record, list[ImageOut]], dict[str, Any]],
+    Callable[[Sequence[asyncpg.Record]], list[Built]],
+    Callable[[Sequence[asyncpg.Record], list[ImageOut]], list[Built]],
 ]:
     """Two functions for rows of ``set_with_images``: the (values, extra, fields set) of
     every image of the rows, in order (each with its set's id, which their ROW()s do not
-    repeat), and a set's dict given its images, odd tags flattened.
+    repeat), and those of every set given the rows' images in that order (each set takes
+    as many as its row holds), odd tags flattened.
 
     Generated, as ``namedtuple`` generates its methods: a row is unpacked by position into
-    local names and each dict is one dict display; the images of a whole page are one
-    comprehension. Unpacking by position: 0.7 us a set against 0.86 for indexing it field
-    by field.
+    local names and each dict is one dict display, in one loop over the page. Unpacking by
+    position: 0.7 us a set against 0.86 for indexing it field by field; one loop handing
+    out each set's slice: 8-10% less for a page's sets than C-level ``accumulate`` and
+    ``slice`` passes over the rows, then the sets' dicts, then their triples.
     """
     local = {name: f"v{index}" for index, name in enumerate(_SET.fields)}
     image_local = {name: f"i{index}" for index, name in enumerate(IMAGE_ROW_FIELDS)}
@@ -234,27 +237,36 @@ def _row_makers() -> tuple[
     image_value = {**image_local, "set_id": f"row[{_SET.fields.index('id')}]"}
     image = ", ".join(f"{name!r}: {image_value[name]}" for name in IMAGE_FIELDS)
     set_items = ", ".join(
-        f"{name!r}: {'images' if name == 'images' else value}" for name, value in local.items()
+        f"{name!r}: {'images[start:end]' if name == 'images' else value}"
+        for name, value in local.items()
     )
     source = f"""def image_values(rows):
     return [
-        ({{{image}}}, None, fields_set)
+        ({{{image}}}, None, image_fields)
         for row in rows for {", ".join(image_local.values())}, in row[{_IMAGES_AT}]
     ]
 
-def set_values(row, images):
-    {", ".join(local.values())}, = row
-    if {tags} is None or None in {tags} or ({tags} and isinstance({tags}[0], list)):
-        {tags} = flat_tags({tags})
-    return {{{set_items}}}
+def set_values(rows, images):
+    values = []
+    end = 0
+    for row in rows:
+        {", ".join(local.values())}, = row
+        start, end = end, end + len({local["images"]})
+        if {tags} is None or None in {tags} or ({tags} and isinstance({tags}[0], list)):
+            {tags} = flat_tags({tags})
+        values.append(({{{set_items}}}, None, set_fields))
+    return values
 """
-    namespace: dict[str, Any] = {"flat_tags": _flat_tags, "fields_set": _IMAGE.fields_set}
+    namespace: dict[str, Any] = {
+        "flat_tags": _flat_tags,
+        "image_fields": _IMAGE.fields_set,
+        "set_fields": _SET.fields_set,
+    }
     exec(source, namespace)
     return namespace["image_values"], namespace["set_values"]
 
 
 _IMAGE_VALUES, _SET_VALUES = _row_makers()
-_images_of = operator.itemgetter(_IMAGES_AT)
 
 
 def _images(rows: Sequence[asyncpg.Record]) -> list[ImageOut]:
@@ -281,18 +293,16 @@ def to_sets(rows: list[asyncpg.Record]) -> list[SetOut]:
     """
     if not rows:
         return []
-    images = _images(rows)
-    ends = list(accumulate(map(len, map(_images_of, rows))))
-    own = map(images.__getitem__, map(slice, chain((0,), ends), ends))
-    sets = list(map(_SET_VALUES, rows, own))
+    values = _SET_VALUES(rows, _images(rows))
     rows.clear()
-    return build_dtos(SetOut, sets)
+    _SET.check(values[0][0])
+    sets: list[SetOut] = _SET.instances(values)
+    return sets
 
 
 def to_set(row: asyncpg.Record) -> SetOut:
-    """A row of ``SELECT set_with_images(...)`` as a DTO, its types checked (every image
-    is its own: nothing to slice)."""
-    (item,) = build_dtos(SetOut, [_SET_VALUES(row, _images((row,)))])
+    """A row of ``SELECT set_with_images(...)`` as a DTO, its types checked."""
+    (item,) = to_sets([row])
     return item
 
 
