@@ -1,4 +1,4 @@
-"""Migrations 5, 6 and 8: their indexes and the stats summary serve the heavy collector's
+"""Migrations 5, 6, 8 and 9: their indexes and the stats summary serve the heavy collector's
 calls, and cost no legal row its place.
 
 The data set: one owner with 6,000 sets (a collection big enough for PostgreSQL to prefer an
@@ -101,6 +101,21 @@ async def test_a_title_page_walks_the_prefix_index(
     sql, values = build_page_sql(query, HEAVY)
     scans = await _index_scans(heavy_db, sql, values, generic=generic)
     assert "Index Scan sets_user_title_prefix_idx" in scans, scans
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])
+@pytest.mark.parametrize("depth", [0, 600], ids=["first", "deep"])
+async def test_a_themes_page_walks_the_theme_index(
+    heavy_db: Any, depth: int, generic: bool
+) -> None:
+    """The heavy owner's largest theme (1,000 sets): the generic plan, which guesses a
+    theme's share from the average, read all of them and sorted them without this index."""
+    query = SetQuery(themes=["Gear"])
+    if depth:
+        query = SetQuery(themes=["Gear"], cursor=await cursor_after(heavy_db, HEAVY, query, depth))
+    sql, values = build_page_sql(query, HEAVY)
+    scans = await _index_scans(heavy_db, sql, values, generic=generic)
+    assert "Index Scan sets_user_theme_created_idx" in scans, scans
 
 
 async def test_the_title_index_holds_the_prefix_the_sort_uses(heavy_db: Any) -> None:
