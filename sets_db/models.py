@@ -73,9 +73,9 @@ class Set(Model):
             GinIndex(fields=("tags",), name="sets_tags_gin_idx"),
             # The sorts of list_sets in their default order (ascending, NULLS LAST), so a
             # big collection's first page reads 51 index entries, not every row. Migration 5
-            # also adds what cannot be declared here: the trigram index for search, the
-            # total_cost sort (an expression) and the stats' covering index; migration 6 the
-            # title sort's prefix index (an expression).
+            # also adds what cannot be declared here: the trigram index for search and the
+            # total_cost sort (an expression), and a covering index for the stats that
+            # migration 9 drops; migration 6 the title sort's prefix index (an expression).
             Index(fields=("user_id", "piece_count", "id"), name="sets_user_piece_count_idx"),
             Index(fields=("user_id", "release_date", "id"), name="sets_user_release_date_idx"),
             Index(fields=("user_id", "purchase_date", "id"), name="sets_user_purchase_date_idx"),

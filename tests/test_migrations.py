@@ -154,15 +154,14 @@ MODEL_PARTS = (
     "types",
     "comments",
 )
-# What models cannot declare (a trigram operator class, an expression, INCLUDE columns):
-# these indexes live only in migrations 5 and 6, and pg_trgm's types come with its
-# extension; nor the trigger-kept summaries (migrations 7 and 8), tables without a model.
-# The comparison leaves them out.
+# What models cannot declare (a trigram operator class, an expression): these indexes live
+# only in migrations 5 and 6, and pg_trgm's types come with its extension; nor the
+# trigger-kept summaries (migrations 7 and 8), tables without a model. The comparison
+# leaves them out.
 MIGRATION_ONLY = frozenset(
     {
         "sets_search_trgm_idx",
         "sets_user_total_cost_idx",
-        "sets_user_theme_totals_idx",
         "sets_user_title_prefix_idx",
         "set_tag_counts",
         "_set_tag_counts",
