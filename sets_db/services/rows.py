@@ -95,6 +95,9 @@ def _dict_maker(fields: Sequence[str]) -> Callable[[Mapping[str, Any]], dict[str
     return maker
 
 
+Built = tuple[dict[str, Any], None, set[str]]  # what pydantic-core's model builder takes
+
+
 class RowShape:
     """How rows of one output DTO become instances without pydantic validating each field.
 
@@ -157,10 +160,18 @@ class RowShape:
         ]
         raise _schema_error(self.model.__name__, ", ".join(problems))
 
+    def built(self, triples: list[Built]) -> list[Any]:
+        """Instances from pydantic-core's (values, extra, fields set) triples, in order; the
+        types checked on the first (every row of one result has the same column types)."""
+        if triples:
+            self.check(triples[0][0])
+        instances: list[Any] = self.instances(triples)
+        return instances
+
     def build(self, values: Iterable[dict[str, Any]]) -> list[Any]:
-        """Instances holding ``values`` (each a dict of every field, of its type), in order."""
-        built: list[Any] = self.instances(list(zip(values, repeat(None), repeat(self.fields_set))))
-        return built
+        """Instances holding ``values`` (each a dict of every field, of its type), in order;
+        the types checked on the first."""
+        return self.built(list(zip(values, repeat(None), repeat(self.fields_set))))
 
 
 _SET = RowShape(SetOut)
@@ -175,11 +186,7 @@ def _shape(model: type[pydantic.BaseModel]) -> RowShape:
 def build_dtos(model: type[Out], values: list[dict[str, Any]]) -> list[Out]:
     """DTOs holding ``values`` (one dict of every field per DTO, all from one result); the
     types checked on the first."""
-    if not values:
-        return []
-    shape = _shape(model)
-    shape.check(values[0])
-    return shape.build(values)
+    return _shape(model).build(values) if values else []
 
 
 def to_dtos(model: type[Out], rows: Sequence[Mapping[str, Any]]) -> list[Out]:
@@ -211,8 +218,6 @@ def _flat_tags(tags: Iterable[Any] | None) -> list[str]:
 
 
 _IMAGES_AT = _SET.fields.index("images")
-
-Built = tuple[dict[str, Any], None, set[str]]  # what pydantic-core's model builder takes
 
 
 def _row_makers() -> tuple[
@@ -276,9 +281,7 @@ def _images(rows: Sequence[asyncpg.Record]) -> list[ImageOut]:
     image (every row of a result has the same column types)."""
     if tuple(rows[0].keys()) != _SET.fields:  # the statement's columns, by position
         raise _schema_error(SetOut.__name__, f"columns {', '.join(rows[0].keys())}")
-    images: list[ImageOut] = _IMAGE.instances(_IMAGE_VALUES(rows))
-    if images:
-        _IMAGE.check(images[0].__dict__)
+    images: list[ImageOut] = _IMAGE.built(_IMAGE_VALUES(rows))
     return images
 
 
@@ -296,8 +299,7 @@ def to_sets(rows: list[asyncpg.Record]) -> list[SetOut]:
         return []
     values = _SET_VALUES(rows, _images(rows))
     rows.clear()
-    _SET.check(values[0][0])
-    sets: list[SetOut] = _SET.instances(values)
+    sets: list[SetOut] = _SET.built(values)
     return sets
 
 
