@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import asyncpg
 
@@ -31,6 +31,7 @@ from benchmarks import catalogue, data
 from sets_db import services
 from sets_db.db import close_db, init_db
 from sets_db.migrator import migrate
+from sets_db.schemas import SortKey
 from tests.pg import create_database, drop_database
 
 USER = catalogue.HEAVY_USER
@@ -59,20 +60,26 @@ OPERATIONS: dict[str, tuple[Call, float]] = {
     "list_themes": (lambda: services.list_themes(user_id=USER), 10),
     "list_tags": (lambda: services.list_tags(user_id=USER), 10),
 }
-# The owner's largest theme (found after loading): a page of it, in the default order and
-# by title. A prepared statement's generic plan estimates a theme's share of an owner's
-# sets from the average, which is far from a big collection's largest theme.
-THEME_OPERATIONS: dict[str, tuple[Callable[[str], Awaitable[Any]], float]] = {
-    "largest theme, default order": (
-        lambda theme: services.list_sets(user_id=USER, themes=theme),
-        5,
-    ),
-    "largest theme, by title": (
-        lambda theme: services.list_sets(user_id=USER, themes=theme, sort="title"),
-        5,
-    ),
-}
-GOALS = {name: goal for name, (_, goal) in {**OPERATIONS, **THEME_OPERATIONS}.items()}
+# Every sort in both directions under the filters a big collection strains: its largest
+# theme and tag (found after loading; a prepared statement's generic plan estimates their
+# share of an owner's sets from the average owner, far from these) and a search.
+SORTS: tuple[SortKey, ...] = get_args(SortKey)
+FILTERED_GOAL = 5.0
+
+
+def filters(theme: str, tag: str) -> dict[str, dict[str, Any]]:
+    return {
+        "no filter": {},
+        f"theme {theme!r}": {"themes": theme},
+        f"tag {tag!r}": {"tags": [tag]},
+        'search "star wars"': {"search": "star wars"},
+    }
+
+
+def _page(filter_: dict[str, Any], sort: SortKey, descending: bool) -> Call:
+    return functools.partial(
+        services.list_sets, user_id=USER, sort=sort, descending=descending, **filter_
+    )
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -132,27 +139,53 @@ async def _writes(args: argparse.Namespace) -> dict[str, float]:
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, float]:
+Matrix = dict[tuple[str, SortKey, bool], float]  # (filter, sort, descending) -> p50 ms
+
+_LARGEST = {
+    "theme": "SELECT theme, count(*) FROM sets WHERE user_id = $1 AND theme IS NOT NULL"
+    " GROUP BY theme ORDER BY count(*) DESC, theme LIMIT 1",
+    "tag": "SELECT tag, count(*) FROM sets, unnest(tags) tag WHERE user_id = $1"
+    " GROUP BY tag ORDER BY count(*) DESC, tag LIMIT 1",
+}
+
+
+async def _largest(url: str) -> dict[str, str]:
+    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
+    try:
+        largest = {}
+        for kind, sql in _LARGEST.items():
+            value, count = await conn.fetchrow(sql, USER)
+            _say(f"largest {kind}: {value} ({count:,} of the owner's sets)")
+            largest[kind] = value
+        return largest
+    finally:
+        await conn.close()
+
+
+async def _matrix(largest: dict[str, str], calls: int) -> Matrix:
+    return {
+        (name, sort, descending): await _p50(_page(filter_, sort, descending), calls)
+        for name, filter_ in filters(largest["theme"], largest["tag"]).items()
+        for sort in SORTS
+        for descending in (False, True)
+    }
+
+
+async def run(args: argparse.Namespace) -> tuple[dict[str, float], Matrix]:
     url = await create_database(args.server, "bench_heavy")
     try:
         await _migrate(url, args.before_migration)
         conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
         try:
             await load(conn, args)
-            theme, count = await conn.fetchrow(
-                "SELECT theme, count(*) FROM sets WHERE user_id = $1 AND theme IS NOT NULL"
-                " GROUP BY theme ORDER BY count(*) DESC, theme LIMIT 1",
-                USER,
-            )
         finally:
             await conn.close()
+        largest = await _largest(url)
         await init_db(url)
         try:
             results = {op: await _p50(call, args.calls) for op, (call, _) in OPERATIONS.items()}
-            _say(f"largest theme: {theme} ({count:,} of the owner's sets)")
-            for op, (theme_call, _) in THEME_OPERATIONS.items():
-                results[op] = await _p50(functools.partial(theme_call, theme), args.calls)
-            return {**results, **await _writes(args)}
+            matrix = await _matrix(largest, args.calls)
+            return {**results, **await _writes(args)}, matrix
         finally:
             await close_db()
     finally:
@@ -183,15 +216,30 @@ def _upgrade_before(url: str, before: int) -> None:
         subprocess.run([str(aerich), "upgrade"], cwd=project, env=env, check=True)
 
 
+def _print_matrix(matrix: Matrix, calls: int) -> None:
+    print(f"\nfiltered pages, p50 of {calls} warm calls, ms: ascending / descending")
+    names = list(dict.fromkeys(name for name, _, _ in matrix))
+    print(f"  {'':<22}" + "".join(f"{sort:>16}" for sort in SORTS))
+    for name in names:
+        cells = [
+            f"{matrix[name, sort, False]:.2f} / {matrix[name, sort, True]:.2f}" for sort in SORTS
+        ]
+        print(f"  {name:<22}" + "".join(f"{cell:>16}" for cell in cells))
+    worst = max(matrix.values())
+    verdict = "ok" if worst <= FILTERED_GOAL else f"over the goal of {FILTERED_GOAL:g} ms"
+    print(f"  slowest {worst:.2f} ms: {verdict}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _arguments(argv)
-    results = asyncio.run(run(args))
+    results, matrix = asyncio.run(run(args))
     print(f"\nheavy collector: {args.sets:,} sets in one owner's collection")
     print(f"p50 of {args.calls} warm calls, ms")
     for operation, value in results.items():
-        goal = GOALS.get(operation)
+        goal = OPERATIONS[operation][1] if operation in OPERATIONS else None
         mark = "" if goal is None else (" ok" if value <= goal else f" (goal {goal} ms)")
         print(f"  {operation:<30} {value:8.2f}{mark}")
+    _print_matrix(matrix, args.calls)
 
 
 if __name__ == "__main__":
