@@ -288,9 +288,12 @@ def _statement(names: tuple[str, ...], sort_key: SortKey, descending: bool) -> s
     # plan (after five calls), a literal small limit plus the average owner's row estimate
     # made it sort a big collection instead of walking sets_user_created_idx.
     limit = f"${used + 1}"
-    if sort.nullable:
+    if sort.nullable and _WALK_FILTERS.issuperset(names):
         page, order = _keys_then_nulls(sort, where, after, direction, limit)
     else:
+        if sort.nullable:
+            key = f"{sort.expression} {direction} NULLS LAST"
+            after = {name: _or_nulls(name, cond, sort.expression) for name, cond in after.items()}
         page = _walk([*where, *after.values()], f"{key}, s.id {direction}", limit)
         order = f"{key}, s.id {direction}"
     return f"""
@@ -299,6 +302,20 @@ def _statement(names: tuple[str, ...], sort_key: SortKey, descending: bool) -> s
         ) s
         ORDER BY {order}
     """
+
+
+# The conditions a walk of the sort's index checks as it goes: the owner (the index's
+# prefix), the dense flag and the cursor. Every other filter has its own index, through
+# which the plan reads the matching rows whole and sorts them; a page in two walks would
+# read them twice (0.5-1.2 ms more for a big collection's largest theme or tag).
+_WALK_FILTERS = frozenset({"owner", "is_built", _AFTER, _AFTER_NULL})
+
+
+def _or_nulls(name: str, after: str, column: str) -> str:
+    """The cursor's condition (``_after``) in one ``key NULLS LAST, id`` order."""
+    if name == _AFTER:  # NULL keys come after every key
+        return f"({after} OR {column} IS NULL)"
+    return f"({column} IS NULL AND {after})"
 
 
 def _keys_then_nulls(
