@@ -288,14 +288,15 @@ def _statement(names: tuple[str, ...], sort_key: SortKey, descending: bool) -> s
     # plan (after five calls), a literal small limit plus the average owner's row estimate
     # made it sort a big collection instead of walking sets_user_created_idx.
     limit = f"${used + 1}"
-    if sort.nullable and _WALK_FILTERS.issuperset(names):
+    if not sort.nullable:
+        # No NULLS LAST where no NULL can occur: ``created_at DESC, id DESC`` is then a
+        # backward scan of sets_user_created_idx (user_id, created_at, id).
+        order = f"{key}, s.id {direction}"
+        page = _walk([*where, *after.values()], order, limit)
+    elif _WALK_FILTERS.issuperset(names):
         page, order = _keys_then_nulls(sort, where, after, direction, limit)
     else:
-        if sort.nullable:
-            key = f"{sort.expression} {direction} NULLS LAST"
-            after = {name: _or_nulls(name, cond, sort.expression) for name, cond in after.items()}
-        page = _walk([*where, *after.values()], f"{key}, s.id {direction}", limit)
-        order = f"{key}, s.id {direction}"
+        page, order = _one_sort(sort, where, after, direction, limit)
     return f"""
         SELECT {set_with_images("s")} FROM (
             {page}
@@ -311,11 +312,20 @@ def _statement(names: tuple[str, ...], sort_key: SortKey, descending: bool) -> s
 _WALK_FILTERS = frozenset({"owner", "is_built", _AFTER, _AFTER_NULL})
 
 
-def _or_nulls(name: str, after: str, column: str) -> str:
-    """The cursor's condition (``_after``) in one ``key NULLS LAST, id`` order."""
-    if name == _AFTER:  # NULL keys come after every key
-        return f"({after} OR {column} IS NULL)"
-    return f"({column} IS NULL AND {after})"
+def _one_sort(
+    sort: _Sort, where: list[str], after: dict[str, str], direction: str, limit: str
+) -> tuple[str, str]:
+    """A filtered page of a nullable key, and its order: the matching rows in one
+    ``key NULLS LAST, id`` order, the cursor's condition stretched over the NULLs."""
+    column = sort.expression
+    order = f"{column} {direction} NULLS LAST, s.id {direction}"
+    stretched = [
+        f"({condition} OR {column} IS NULL)"  # NULL keys come after every key
+        if name == _AFTER
+        else f"({column} IS NULL AND {condition})"
+        for name, condition in after.items()
+    ]
+    return _walk([*where, *stretched], order, limit), order
 
 
 def _keys_then_nulls(
