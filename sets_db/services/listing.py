@@ -293,10 +293,12 @@ def _statement(names: tuple[str, ...], sort_key: SortKey, descending: bool) -> s
         # backward scan of sets_user_created_idx (user_id, created_at, id).
         order = f"{key}, s.id {direction}"
         page = _walk([*where, *after.values()], order, limit)
-    elif _WALK_FILTERS.issuperset(names):
-        page, order = _keys_then_nulls(sort, where, after, direction, limit)
     else:
-        page, order = _one_sort(sort, where, after, direction, limit)
+        order = f"{key} NULLS LAST, s.id {direction}"
+        if _WALK_FILTERS.issuperset(names):
+            page = _keys_then_nulls(sort, where, after, f"{key}, s.id {direction}", order, limit)
+        else:
+            page = _one_sort(sort, where, after, order, limit)
     return f"""
         SELECT {set_with_images("s")} FROM (
             {page}
@@ -312,45 +314,46 @@ def _statement(names: tuple[str, ...], sort_key: SortKey, descending: bool) -> s
 _WALK_FILTERS = frozenset({"owner", "is_built", _AFTER, _AFTER_NULL})
 
 
-def _one_sort(
-    sort: _Sort, where: list[str], after: dict[str, str], direction: str, limit: str
-) -> tuple[str, str]:
-    """A filtered page of a nullable key, and its order: the matching rows in one
-    ``key NULLS LAST, id`` order, the cursor's condition stretched over the NULLs."""
+def _one_sort(sort: _Sort, where: list[str], after: dict[str, str], order: str, limit: str) -> str:
+    """A filtered page of a nullable key: the matching rows in one ``order`` (NULLs last),
+    the cursor's condition stretched over the NULLs."""
     column = sort.expression
-    order = f"{column} {direction} NULLS LAST, s.id {direction}"
     stretched = [
         f"({condition} OR {column} IS NULL)"  # NULL keys come after every key
         if name == _AFTER
         else f"({column} IS NULL AND {condition})"
         for name, condition in after.items()
     ]
-    return _walk([*where, *stretched], order, limit), order
+    return _walk([*where, *stretched], order, limit)
 
 
 def _keys_then_nulls(
-    sort: _Sort, where: list[str], after: dict[str, str], direction: str, limit: str
-) -> tuple[str, str]:
-    """A page of a nullable key, and its order: NULL keys come last in both directions.
+    sort: _Sort,
+    where: list[str],
+    after: dict[str, str],
+    walk_order: str,
+    order: str,
+    limit: str,
+) -> str:
+    """A page of a nullable key in ``order``: NULL keys come last in both directions.
 
     The key's index (``key, id``, NULLS LAST) read backward gives the descending order with
-    the NULLs first, so a page is the first rows of two walks of the index, each in its own
-    order: the rows with a key, then those without. One walk that sorted them as a
-    whole read and sorted all of a big collection's sets in the descending order (3.9-5.4 ms
-    for 20,000, against ~1 ms ascending).
+    the NULLs first, so a page is the first rows of two walks of the index, both in the
+    index's order (``walk_order``): the rows with a key, then those without. One walk that
+    sorted them as a whole read and sorted all of a big collection's sets in the descending
+    order (3.9-5.4 ms for 20,000, against ~1 ms ascending).
     """
     column = sort.expression
-    # Both walks in the index's order. Among NULL keys that is by id, but only ordering by
-    # the key too lets the planner see it (IS NULL is no equality): by id alone it walked
-    # the primary key, filtering by owner.
-    walk_order = f"{column} {direction}, s.id {direction}"
+    # Among NULL keys the index's order is by id, but only ordering by the key too lets the
+    # planner see it (IS NULL is no equality): by id alone it walked the primary key,
+    # filtering by owner.
+    after_null = after.get(_AFTER_NULL)
     keyed = [*where, f"{column} IS NOT NULL", *after.values()]
-    walks = [] if _AFTER_NULL in after else [_walk(keyed, walk_order, limit)]
-    nulls = [*where, f"{column} IS NULL", *([after[_AFTER_NULL]] if _AFTER_NULL in after else [])]
+    walks = [] if after_null else [_walk(keyed, walk_order, limit)]
+    nulls = [*where, f"{column} IS NULL", *([after_null] if after_null else [])]
     walks.append(_walk(nulls, walk_order, limit))
-    order = f"{column} {direction} NULLS LAST, s.id {direction}"
     union = " UNION ALL ".join(f"({walk})" for walk in walks)
-    return f"SELECT * FROM ({union}) s ORDER BY {order} LIMIT {limit}", order
+    return f"SELECT * FROM ({union}) s ORDER BY {order} LIMIT {limit}"
 
 
 def build_page_sql(
