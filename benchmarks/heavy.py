@@ -149,17 +149,13 @@ _LARGEST = {
 }
 
 
-async def _largest(url: str) -> dict[str, str]:
-    conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
-    try:
-        largest = {}
-        for kind, sql in _LARGEST.items():
-            value, count = await conn.fetchrow(sql, USER)
-            _say(f"largest {kind}: {value} ({count:,} of the owner's sets)")
-            largest[kind] = value
-        return largest
-    finally:
-        await conn.close()
+async def _largest(conn: Any) -> dict[str, str]:
+    largest = {}
+    for kind, sql in _LARGEST.items():
+        value, count = await conn.fetchrow(sql, USER)
+        _say(f"largest {kind}: {value} ({count:,} of the owner's sets)")
+        largest[kind] = value
+    return largest
 
 
 async def _matrix(largest: dict[str, str], calls: int) -> Matrix:
@@ -178,9 +174,9 @@ async def run(args: argparse.Namespace) -> tuple[dict[str, float], Matrix]:
         conn = await asyncpg.connect(url.replace("postgres://", "postgresql://", 1))
         try:
             await load(conn, args)
+            largest = await _largest(conn)
         finally:
             await conn.close()
-        largest = await _largest(url)
         await init_db(url)
         try:
             results = {op: await _p50(call, args.calls) for op, (call, _) in OPERATIONS.items()}
