@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import uuid
 from contextlib import aclosing
@@ -11,11 +12,12 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tortoise import connections
 
 from sets_db.config import settings
 from sets_db.errors import FieldError, InvalidInputError, SetsDbError
 from sets_db.schemas import SetCreate, SetOut
-from sets_db.services import export_sets, get_set, import_sets, list_sets
+from sets_db.services import create_set, export_sets, get_set, import_sets, list_sets
 from tests.factories import ALICE, BOB
 
 WISHLIST = uuid.UUID("0b7c3a5e-7d1f-4c55-9d40-7f2f3f0d2a11")
@@ -314,3 +316,51 @@ async def test_the_first_100_problems_and_the_total_are_reported(db: str, raw: A
 async def test_rows_must_be_an_iterable_of_sets(db: str, rows: Any) -> None:
     with pytest.raises(InvalidInputError, match="rows"):
         await import_sets(user_id=ALICE, rows=rows)
+
+
+async def _scans_of_sets(raw: Any) -> Any:
+    return await raw.fetchrow(
+        "SELECT seq_scan + idx_scan AS scans, seq_tup_read FROM pg_stat_user_tables"
+        " WHERE relname = 'sets'"
+    )
+
+
+async def _scans_after(raw: Any, before: Any, at_least: int) -> Any:
+    """The statistics once the import's backend has reported its scans of ``sets``. An idle
+    backend reports within 10 s, or at once when told to: the pool (and PgBouncer) hands out
+    the connection released last, the import's. Each query here reads them afresh."""
+    await connections.get("default").execute_query("SELECT pg_stat_force_next_flush()")
+    for _ in range(150):
+        after = await _scans_of_sets(raw)
+        if after["scans"] - before["scans"] >= at_least:
+            return after
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the import's scans were not reported: {before} -> {after}")
+
+
+@pytest.mark.parametrize("rls_role", [None, "sets_db_app"])
+async def test_each_image_finds_its_set_by_index_in_a_table_analyzed_as_small(
+    db: str, raw: Any, monkeypatch: pytest.MonkeyPatch, rls_role: str | None
+) -> None:
+    """An image row's foreign key check looks its set up with a plan the server caches per
+    connection. Made while the statistics call ``sets`` small (emptied then VACUUMed, or a
+    few sets), it is a sequential scan, kept for the whole import: each image row read every
+    set copied so far, quadratic (20,000 sets: 39 s instead of 2 s; 50,000 ran past the
+    statement timeout)."""
+    if rls_role:  # the import stages its rows and INSERTs them: the same checks
+        monkeypatch.setenv("SETS_DB_RLS_ROLE", rls_role)
+    await raw.execute("VACUUM sets")  # empty, as autovacuum or an operator leaves it
+    for n in range(6):  # past PostgreSQL's five custom plans: the small-table plan is cached
+        await create_set(
+            user_id=ALICE, data={"title": f"set {n}", "images": [{"image_url": IMAGE}]}
+        )
+    before = await _scans_of_sets(raw)
+    rows = [
+        {"title": f"set {n}", "images": [{"image_url": IMAGE}, {"image_url": IMAGE}]}
+        for n in range(1500)
+    ]
+
+    assert await import_sets(user_id=ALICE, rows=rows) == 1500
+
+    after = await _scans_after(raw, before, at_least=3000)
+    assert after["seq_tup_read"] - before["seq_tup_read"] < 1500
