@@ -121,7 +121,8 @@ RecordBatch = tuple[list[Record], list[Record]]
 # pick a sequential scan where an index serves (a COPY plans nothing else; RLS mode's
 # INSERT ... SELECT from its staging table has no other path), and plans made before, under
 # older statistics, are dropped: the check is planned again, by index, and stays so.
-_INDEXED_CHECKS = "SET LOCAL enable_seqscan = off; DISCARD PLANS"
+# set_config(..., true) is SET LOCAL, written as the transactions' preludes write it.
+_INDEXED_CHECKS = "SELECT set_config('enable_seqscan', 'off', true); DISCARD PLANS"
 # Rows are checked a slice at a time (the event loop gets a turn between slices) and copied
 # per batch: memory stays at a few batches, and checking batch N+1 overlaps with the COPY of
 # batch N, which mostly waits for the server. Batches are big because the server idles
