@@ -65,9 +65,9 @@ async def import_vs_copy(pool: Any, *, count: int, rounds: int, seed: int) -> di
         sets, image_records = _bare_records("bench-copy", rows)
         started = time.perf_counter()
         async with pool.acquire() as conn, conn.transaction():
-            # The import's plan for the foreign key checks (see transfer._INDEXED_CHECKS), so
+            # The import's plan for the foreign key checks (see transfer.INDEXED_CHECKS), so
             # that on a table analyzed as small both legs check by index.
-            await conn.execute(transfer._INDEXED_CHECKS)
+            await conn.execute(transfer.INDEXED_CHECKS)
             await conn.copy_records_to_table("sets", records=sets, columns=transfer.SET_COLUMNS)
             await conn.copy_records_to_table(
                 "set_images", records=image_records, columns=transfer.IMAGE_COLUMNS

@@ -118,11 +118,12 @@ RecordBatch = tuple[list[Record], list[Record]]
 # ``sets`` small (emptied and VACUUMed, or a few sets: a new deployment), that plan is a
 # sequential scan, and an import then reads every set copied so far for each image row:
 # quadratic, 20,000 sets in 39 s instead of 2 s. So for this transaction the planner may not
-# pick a sequential scan where an index serves (a COPY plans nothing else; RLS mode's
-# INSERT ... SELECT from its staging table has no other path), and plans made before, under
-# older statistics, are dropped: the check is planned again, by index, and stays so.
+# pick a sequential scan where an index serves (nothing else here has a choice: the summary
+# triggers read their transition tables, RLS mode's INSERT ... SELECT its staging table), and
+# plans made before, under older statistics, are dropped: the check is planned again, by
+# index, and stays so.
 # set_config(..., true) is SET LOCAL, written as the transactions' preludes write it.
-_INDEXED_CHECKS = "SELECT set_config('enable_seqscan', 'off', true); DISCARD PLANS"
+INDEXED_CHECKS = "SELECT set_config('enable_seqscan', 'off', true); DISCARD PLANS"
 # Rows are checked a slice at a time (the event loop gets a turn between slices) and copied
 # per batch: memory stays at a few batches, and checking batch N+1 overlaps with the COPY of
 # batch N, which mostly waits for the server. Batches are big because the server idles
@@ -219,7 +220,7 @@ async def copy_batches(user_id: str, slices: AsyncIterable[RecordBatch | None]) 
     ahead: asyncio.Future[RecordBatch | None] | None = None
     try:
         async with owner_transaction(user_id) as session:
-            await session.raw.execute(_INDEXED_CHECKS)
+            await session.raw.execute(INDEXED_CHECKS)
             copier = _Copier(session.raw)
             batches = gathered(slices, copier.serving.wait)
             ahead = asyncio.ensure_future(anext(batches, None))
