@@ -364,3 +364,19 @@ async def test_each_image_finds_its_set_by_index_in_a_table_analyzed_as_small(
 
     after = await _scans_after(raw, before, at_least=3000)
     assert after["seq_tup_read"] - before["seq_tup_read"] < 1500
+
+
+def test_copy_records_get_distinct_random_version_4_ids() -> None:
+    """The ids an import makes are what ``gen_random_uuid()`` makes: random, version 4,
+    RFC 4122 variant; the images point at their own set's."""
+    from sets_db.services.transfer import copy_records
+
+    sets = [SetCreate(title=f"set {n}", images=[{"image_url": IMAGE}]) for n in range(2000)]
+
+    set_records, image_records = copy_records(ALICE, sets)
+
+    ids = [uuid.UUID(record[0]) for record in set_records]
+    assert len(set(ids)) == len(ids)
+    assert {(set_id.version, set_id.variant) for set_id in ids} == {(4, uuid.RFC_4122)}
+    assert [record[0] for record in image_records] == [record[0] for record in set_records]
+    assert len({set_id.int >> 80 for set_id in ids}) > 1990  # random, not counted up

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import operator
-import uuid
+import os
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -85,6 +85,17 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _new_ids(count: int) -> list[str]:
+    """``count`` random version 4 UUIDs (what ``gen_random_uuid()`` makes), as text: one
+    ``os.urandom`` call for all of them, 0.3 us an id where ``uuid.uuid4().hex`` took 2.8-4.3
+    (a third of making a set's records)."""
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = bytes(byte & 0x0F | 0x40 for byte in raw[6::16])  # version 4
+    raw[8::16] = bytes(byte & 0x3F | 0x80 for byte in raw[8::16])  # RFC 4122 variant
+    text = raw.hex()
+    return [text[start : start + 32] for start in range(0, 32 * count, 32)]
+
+
 def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Record]]:
     """The COPY records of the sets and of their images (which point at the new set ids).
 
@@ -98,8 +109,7 @@ def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Re
     """
     set_records: list[Record] = []
     image_records: list[Record] = []
-    for data in sets:
-        set_id = uuid.uuid4().hex
+    for data, set_id in zip(sets, _new_ids(len(sets)), strict=True):
         values = list(_writable_values(data))
         values[_TAGS] = tuple(values[_TAGS])
         if values[_WISHLIST] is not None:
