@@ -37,6 +37,20 @@ def _bare_records(user_id: str, rows: list[dict[str, Any]]) -> tuple[list[Any], 
     return sets, images
 
 
+async def bare_copy(conn: Any, sets: list[Any], images: list[Any]) -> float:
+    """Seconds for COPYing ready-made records of sets and their images in one transaction,
+    with the import's plan for the foreign key checks (``transfer.INDEXED_CHECKS``), so that
+    on a table analyzed as small both legs of a comparison check by index."""
+    started = time.perf_counter()
+    async with conn.transaction():
+        await conn.execute(transfer.INDEXED_CHECKS)
+        await conn.copy_records_to_table("sets", records=sets, columns=transfer.SET_COLUMNS)
+        await conn.copy_records_to_table(
+            "set_images", records=images, columns=transfer.IMAGE_COLUMNS
+        )
+    return time.perf_counter() - started
+
+
 async def import_vs_copy(pool: Any, *, count: int, rounds: int, seed: int) -> dict[str, Any]:
     """import_sets (validation + COPY) against a bare COPY of the same, ready-made records.
 
@@ -63,16 +77,8 @@ async def import_vs_copy(pool: Any, *, count: int, rounds: int, seed: int) -> di
 
     async def bare() -> float:
         sets, image_records = _bare_records("bench-copy", rows)
-        started = time.perf_counter()
-        async with pool.acquire() as conn, conn.transaction():
-            # The import's plan for the foreign key checks (see transfer.INDEXED_CHECKS), so
-            # that on a table analyzed as small both legs check by index.
-            await conn.execute(transfer.INDEXED_CHECKS)
-            await conn.copy_records_to_table("sets", records=sets, columns=transfer.SET_COLUMNS)
-            await conn.copy_records_to_table(
-                "set_images", records=image_records, columns=transfer.IMAGE_COLUMNS
-            )
-        return time.perf_counter() - started
+        async with pool.acquire() as conn:
+            return await bare_copy(conn, sets, image_records)
 
     service_times: list[float] = []
     bare_times: list[float] = []

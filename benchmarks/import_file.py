@@ -25,11 +25,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bulk import bare_copy
 from benchmarks.data import set_numbers, set_row
 from sets_db import close_db, init_db, migrate
 from sets_db.config import server_url_for_tests
 from sets_db.file_import import import_file
-from sets_db.services.transfer import IMAGE_COLUMNS, SET_COLUMNS, copy_records
+from sets_db.services.transfer import copy_records
 from sets_db.set_files import COLUMNS, check_rows, neutralised, read_rows
 from tests.pg import connect, create_database, drop_database
 
@@ -162,13 +163,7 @@ async def _bare_copy(url: str, path: Path) -> float:
     del sets
     conn = await connect(url)
     try:
-        start = time.perf_counter()
-        async with conn.transaction():
-            await conn.copy_records_to_table("sets", records=set_records, columns=SET_COLUMNS)
-            await conn.copy_records_to_table(
-                "set_images", records=image_records, columns=IMAGE_COLUMNS
-            )
-        return time.perf_counter() - start
+        return await bare_copy(conn, set_records, image_records)
     finally:
         await conn.close()
 
