@@ -123,17 +123,6 @@ def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Re
 
 
 RecordBatch = tuple[list[Record], list[Record]]
-# Each image row's foreign key check looks its set up with a plan the server makes once per
-# connection and keeps (custom for five runs, then generic). Made while the statistics call
-# ``sets`` small (emptied and VACUUMed, or a few sets: a new deployment), that plan is a
-# sequential scan, and an import then reads every set copied so far for each image row:
-# quadratic, 20,000 sets in 39 s instead of 2 s. So for this transaction the planner may not
-# pick a sequential scan where an index serves (nothing else here has a choice: the summary
-# triggers read their transition tables, RLS mode's INSERT ... SELECT its staging table), and
-# plans made before, under older statistics, are dropped: the check is planned again, by
-# index, and stays so.
-# set_config(..., true) is SET LOCAL, written as the transactions' preludes write it.
-INDEXED_CHECKS = "SELECT set_config('enable_seqscan', 'off', true); DISCARD PLANS"
 # Rows are checked a slice at a time (the event loop gets a turn between slices) and copied
 # per batch: memory stays at a few batches, and checking batch N+1 overlaps with the COPY of
 # batch N, which mostly waits for the server. Batches are big because the server idles
@@ -216,6 +205,19 @@ class _Copier:
     async def copy_batch(self, batch: RecordBatch) -> None:
         await self.copy(Set._meta.db_table, SET_COLUMNS, batch[0])
         await self.copy(SetImage._meta.db_table, IMAGE_COLUMNS, batch[1])
+
+
+# Each image row's foreign key check looks its set up with a plan the server makes once per
+# connection and keeps (custom for five runs, then generic). Made while the statistics call
+# ``sets`` small (emptied and VACUUMed, or a few sets: a new deployment), that plan is a
+# sequential scan, and an import then reads every set copied so far for each image row:
+# quadratic, 20,000 sets in 39 s instead of 2 s. So for this transaction the planner may not
+# pick a sequential scan where an index serves (nothing else here has a choice: the summary
+# triggers read their transition tables, RLS mode's INSERT ... SELECT its staging table), and
+# plans made before, under older statistics, are dropped: the check is planned again, by
+# index, and stays so.
+# set_config(..., true) is SET LOCAL, written as the transactions' preludes write it.
+INDEXED_CHECKS = "SELECT set_config('enable_seqscan', 'off', true); DISCARD PLANS"
 
 
 async def copy_batches(user_id: str, slices: AsyncIterable[RecordBatch | None]) -> int:
