@@ -17,18 +17,21 @@ from typing import Any
 from benchmarks import data
 from sets_db import services
 from sets_db.services import transfer
+from sets_db.services.copy_binary import IMAGE_COLUMNS, SET_COLUMNS
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _bare_records(user_id: str, rows: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+def bare_records(user_id: str, rows: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """asyncpg's records of the rows' sets (under new ids) and of their images, for
+    ``bare_copy``: what a plain asyncpg program would COPY."""
     sets: list[Any] = []
     images: list[Any] = []
     for row in rows:
         set_id = uuid.uuid4()
-        values = [row.get(column) for column in transfer.SET_COLUMNS[2:]]
+        values = [row.get(column) for column in SET_COLUMNS[2:]]
         sets.append((set_id, user_id, *values))
         images.extend(
             (set_id, image["image_url"], image["thumbnail_url"], position)
@@ -44,10 +47,8 @@ async def bare_copy(conn: Any, sets: list[Any], images: list[Any]) -> float:
     started = time.perf_counter()
     async with conn.transaction():
         await conn.execute(transfer.INDEXED_CHECKS)
-        await conn.copy_records_to_table("sets", records=sets, columns=transfer.SET_COLUMNS)
-        await conn.copy_records_to_table(
-            "set_images", records=images, columns=transfer.IMAGE_COLUMNS
-        )
+        await conn.copy_records_to_table("sets", records=sets, columns=SET_COLUMNS)
+        await conn.copy_records_to_table("set_images", records=images, columns=IMAGE_COLUMNS)
     return time.perf_counter() - started
 
 
@@ -76,7 +77,7 @@ async def import_vs_copy(pool: Any, *, count: int, rounds: int, seed: int) -> di
         return time.perf_counter() - started
 
     async def bare() -> float:
-        sets, image_records = _bare_records("bench-copy", rows)
+        sets, image_records = bare_records("bench-copy", rows)
         async with pool.acquire() as conn:
             return await bare_copy(conn, sets, image_records)
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sets_db.services import transfer
+from sets_db.services import copy_binary
 
 THEMES = [
     ("Star Wars", 18),
@@ -153,8 +153,8 @@ def owners(rng: random.Random, users: list[str], sets: int) -> list[str]:
 
 
 # import_sets' columns plus the creation times, which the synthetic data spreads out.
-SET_COLUMNS = (*transfer.SET_COLUMNS, "created_at", "updated_at")
-IMAGE_COLUMNS = (*transfer.IMAGE_COLUMNS, "created_at")
+SET_COLUMNS = (*copy_binary.SET_COLUMNS, "created_at", "updated_at")
+IMAGE_COLUMNS = (*copy_binary.IMAGE_COLUMNS, "created_at")
 
 
 def copy_records(
@@ -167,7 +167,7 @@ def copy_records(
         set_id = uuid.UUID(int=rng.getrandbits(128), version=4)
         created = EPOCH + timedelta(seconds=rng.randint(0, SPAN_SECONDS))
         # By name: import_sets' column order is its own business.
-        values = [row.get(column) for column in transfer.SET_COLUMNS[2:]]
+        values = [row.get(column) for column in copy_binary.SET_COLUMNS[2:]]
         sets.append((set_id, user_id, *values, created, created))
         images.extend(
             (set_id, image["image_url"], image["thumbnail_url"], position, created)

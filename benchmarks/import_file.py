@@ -25,12 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bulk import bare_copy
+from benchmarks.bulk import bare_copy, bare_records
 from benchmarks.data import set_numbers, set_row
 from sets_db import close_db, init_db, migrate
 from sets_db.config import server_url_for_tests
 from sets_db.file_import import import_file
-from sets_db.services.transfer import copy_records
 from sets_db.set_files import COLUMNS, check_rows, neutralised, read_rows
 from tests.pg import connect, create_database, drop_database
 
@@ -159,7 +158,7 @@ async def _bare_copy(url: str, path: Path) -> float:
     with read_rows(path, "csv") as file:
         sets, errors = check_rows(list(file.rows), csv_cells=True)
     assert not errors
-    set_records, image_records = copy_records("bare-user", sets)
+    set_records, image_records = bare_records("bare-user", [item.model_dump() for item in sets])
     del sets
     conn = await connect(url)
     try:

@@ -13,19 +13,14 @@ rest of the file is still checked so that the report can say how many problems t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from itertools import islice
 
-from sets_db.services.transfer import (
-    MAX_REPORTED,
-    SLICE_ROWS,
-    RecordBatch,
-    copy_batches,
-    copy_records,
-    gathered,
-)
+from sets_db.services.copy_binary import Encoded
+from sets_db.services.transfer import MAX_REPORTED, SLICE_ROWS, copy_batches, copy_rows
 from sets_db.set_files import OpenFile, RowError, check_rows
 
 # Given the file's size, a callback that is told how many bytes were read so far.
@@ -52,14 +47,14 @@ class _Rejected(Exception):
 
 async def _checked_slices(
     file: OpenFile, report: ImportReport, user_id: str | None, progress: Progress
-) -> AsyncGenerator[RecordBatch | None, None]:
-    """Each slice's COPY records (None once a row failed, or when only checking)."""
+) -> AsyncGenerator[Encoded | None, None]:
+    """Each slice's COPY rows (None once a row failed, or when only checking)."""
     with progress(file.size) as advance:
         while rows := list(islice(file.rows, SLICE_ROWS)):
             sets, errors = check_rows(rows, csv_cells=file.format == "csv")
             report.add(len(sets), errors)
-            # Once a row failed nothing will be written: records would only be thrown away.
-            yield copy_records(user_id, sets) if user_id and not report.problems else None
+            # Once a row failed nothing will be written: rows would only be thrown away.
+            yield copy_rows(user_id, sets) if user_id and not report.problems else None
             advance(file.bytes_read())
     if report.problems:
         raise _Rejected
@@ -69,8 +64,8 @@ async def check_file(file: OpenFile, *, progress: Progress) -> ImportReport:
     """Check every row of the file (opened with ``set_files.read_rows``); nothing is written."""
     report = ImportReport()
     with suppress(_Rejected):
-        async for _ in gathered(_checked_slices(file, report, None, progress)):
-            pass
+        async for _ in _checked_slices(file, report, None, progress):
+            await asyncio.sleep(0)  # checking is CPU work: other tasks get a turn
     return report
 
 

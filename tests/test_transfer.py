@@ -218,28 +218,39 @@ async def test_many_batches_from_an_async_iterable_in_one_transaction(
 IMAGE = "https://img.test/1.jpg"
 
 
-async def test_a_copy_is_fed_first_and_the_next_batch_checked_meanwhile(
+async def test_each_slice_is_sent_as_it_stands_and_the_next_batch_checked_meanwhile(
     db: str, raw: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The server can do nothing until a COPY's records are encoded and sent, so no slice is
-    checked while they are handed to asyncpg (even across its turns of the event loop); the
-    next batch is checked while the server works; the first COPY starts after one slice."""
+    """A COPY sends rows encoded beforehand, each slice in its own message, so the server
+    starts on the first slice at once (asyncpg's own encoding sent nothing of a COPY before
+    512 kB, and the server waited); the next batch is checked while the server works; the
+    first COPY starts after one slice."""
     from sets_db.services import transfer
 
     monkeypatch.setattr(transfer, "BATCH_ROWS", 8)
     monkeypatch.setattr(transfer, "SLICE_ROWS", 2)
-    monkeypatch.setattr(transfer, "PACE_RECORDS", 1)
     events: list[str] = []
-    copy_records_to_table = asyncpg.Connection.copy_records_to_table
+    messages: list[tuple[str, int]] = []
+    copy_to_table = asyncpg.Connection.copy_to_table
 
-    async def observed_copy(self: Any, table: str, *, records: Any, **options: Any) -> Any:
-        async def observed() -> Any:
-            events.append("feed")
-            async for record in records:
-                yield record
-            events.append("fed")
+    async def observed_copy(self: Any, table: str, **options: Any) -> Any:
+        transport = self._transport
+        write = transport.write
+        sent = 0
 
-        return await copy_records_to_table(self, table, records=observed(), **options)
+        def observed_write(data: Any) -> None:
+            nonlocal sent
+            sent += bytes(data[:1]) == b"d"  # CopyData
+            write(data)
+
+        events.append(f"copy {table}")
+        transport.write = observed_write
+        try:
+            return await copy_to_table(self, table, **options)
+        finally:
+            transport.write = write
+            messages.append((table, sent))
+            events.append("copied")
 
     checked_batch = transfer._checked_batch
 
@@ -247,19 +258,20 @@ async def test_a_copy_is_fed_first_and_the_next_batch_checked_meanwhile(
         events.append("check")
         return checked_batch(*arguments)
 
-    monkeypatch.setattr(asyncpg.Connection, "copy_records_to_table", observed_copy)
+    monkeypatch.setattr(asyncpg.Connection, "copy_to_table", observed_copy)
     monkeypatch.setattr(transfer, "_checked_batch", observed_check)
     rows = [{"title": f"set {n}", "images": [{"image_url": IMAGE}]} for n in range(40)]
 
     assert await import_sets(user_id=ALICE, rows=rows) == 40
 
     assert await _counts(raw) == (40, 40)
-    assert events[:2] == ["check", "feed"]
-    feeds = [n for n, event in enumerate(events) if event == "feed"]
-    fed = [n for n, event in enumerate(events) if event == "fed"]
-    for start, end in zip(feeds, fed, strict=True):
-        assert "check" not in events[start:end]
-    assert "check" in events[feeds[1] : feeds[-1]]  # read ahead, not all before or after
+    assert events[:2] == ["check", "copy sets"]
+    # Batches of 1, 2, 4, 4, 4, 4 and 1 slices; header and trailer are messages of their own.
+    slices = [1, 2, 4, 4, 4, 4, 1]
+    assert messages[0::2] == [("sets", count + 2) for count in slices]
+    assert messages[1::2] == [("set_images", count + 2) for count in slices]
+    copies = [n for n, event in enumerate(events) if event == "copy sets"]
+    assert "check" in events[copies[1] : copies[-1]]  # read ahead, not all before or after
     assert events.count("check") == 20
 
 
@@ -284,20 +296,6 @@ def test_the_garbage_collector_never_scans_the_checked_rows() -> None:
     assert errors == []
     assert records is not None
     assert scanned == []
-
-
-def test_copy_records_hold_nothing_the_garbage_collector_tracks() -> None:
-    """Records wait until their batch is copied: tracked objects among them reach the
-    collector's oldest generation, and the full collections they set off rescan the
-    caller's whole heap. Only a set's record itself stays tracked (it holds the tags)."""
-    from sets_db.services import transfer
-
-    (set_record,), images = transfer.copy_records(ALICE, [SetCreate.model_validate(_full_row(1))])
-    gc.collect()
-
-    assert [value for value in set_record if gc.is_tracked(value)] == []
-    assert len(images) == 2
-    assert not any(gc.is_tracked(record) for record in images)
 
 
 async def test_the_first_100_problems_and_the_total_are_reported(db: str, raw: Any) -> None:
@@ -364,19 +362,3 @@ async def test_each_image_finds_its_set_by_index_in_a_table_analyzed_as_small(
 
     after = await _scans_after(raw, before, at_least=3000)
     assert after["seq_tup_read"] - before["seq_tup_read"] < 1500
-
-
-def test_copy_records_get_distinct_random_version_4_ids() -> None:
-    """The ids an import makes are what ``gen_random_uuid()`` makes: random, version 4,
-    RFC 4122 variant; the images point at their own set's."""
-    from sets_db.services.transfer import copy_records
-
-    sets = [SetCreate(title=f"set {n}", images=[{"image_url": IMAGE}]) for n in range(2000)]
-
-    set_records, image_records = copy_records(ALICE, sets)
-
-    ids = [uuid.UUID(record[0]) for record in set_records]
-    assert len(set(ids)) == len(ids)
-    assert {(set_id.version, set_id.variant) for set_id in ids} == {(4, uuid.RFC_4122)}
-    assert [record[0] for record in image_records] == [record[0] for record in set_records]
-    assert len({set_id.int >> 80 for set_id in ids}) > 1990  # random, not counted up

@@ -1,32 +1,29 @@
 """Bulk import and export of one owner's collection.
 
-Import checks the rows a slice at a time (the event loop gets a turn between slices) and
-loads each batch with PostgreSQL ``COPY`` (asyncpg's binary ``copy_records_to_table``) while
-the next one is checked, all inside one transaction: all rows or none, memory bounded by a
-few batches, at close to the speed of a bare ``COPY``. The server is the bottleneck, so the
-client's work is ordered around it: feeding a COPY goes first (the server waits for those
-records), checking the next batch fills the time in which the server works on the last
-one. Export streams through a server-side cursor, so memory stays flat whatever the size of
-the collection.
+Import checks the rows a slice at a time (the event loop gets a turn between slices), encodes
+them in COPY's binary format meanwhile (``copy_binary``), and loads each batch with
+PostgreSQL ``COPY`` while the next one is checked, all inside one transaction: all rows or
+none, memory bounded by a few batches, at the speed of a bare ``COPY``. The server is the
+bottleneck: it spends about 150 us on a set with its images, the client about 50 on checking
+and encoding it, so checking the next batch fits in the time the server works on the last.
+Export streams through a server-side cursor, so memory stays flat whatever the size of the
+collection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import operator
-import os
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
-    Callable,
     Iterable,
     Iterator,
     Mapping,
 )
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
@@ -37,19 +34,16 @@ from sets_db.config import settings
 from sets_db.errors import FieldError, InvalidInputError
 from sets_db.models import Set, SetImage
 from sets_db.schemas import SetCreate, SetOut, checked_user_id
+from sets_db.services.copy_binary import (
+    HEADER,
+    IMAGE_COLUMNS,
+    SET_COLUMNS,
+    TRAILER,
+    Encoded,
+    encode,
+)
 from sets_db.services.rows import SETS, set_with_images, to_sets
 from sets_db.sessions import owner_read, owner_transaction
-
-# Every writable column: the input DTO's fields; id is made here (the images must point at
-# it), created_at and updated_at come from the database defaults as for ``create_set``.
-WRITABLE_FIELDS = tuple(name for name in SetCreate.model_fields if name != "images")
-SET_COLUMNS = ("id", "user_id", *WRITABLE_FIELDS)
-_writable_values = operator.attrgetter(*WRITABLE_FIELDS)
-# The values of a set's record the garbage collector would track (see _records).
-_TAGS = WRITABLE_FIELDS.index("tags")
-_WISHLIST = WRITABLE_FIELDS.index("wishlist_item_id")
-# The image ids come from the database default.
-IMAGE_COLUMNS = ("set_id", "image_url", "thumbnail_url", "position")
 
 # One validation call per batch: pydantic reports every bad row, each error located by (row
 # index, field).
@@ -64,17 +58,15 @@ ORDER BY s.created_at DESC, s.id DESC
 
 EXPORT_CURSOR = "sets_db_export"
 
-Record = tuple[Any, ...]
-
 
 @contextmanager
 def _cyclic_gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector around a synchronous burst of allocations.
 
-    Validating a big batch (and building its COPY records) creates hundreds of thousands of
-    long-lived objects, and the collector kept rescanning them: it doubled the validation
-    time (measured: 0.52 s vs 0.23 s for 20k rows). Only for synchronous code: no other
-    task runs meanwhile, and reference counting still frees everything acyclic.
+    Validating a big batch creates hundreds of thousands of objects, and the collector kept
+    rescanning them: it doubled the validation time (measured: 0.52 s vs 0.23 s for 20k
+    rows). Only for synchronous code: no other task runs meanwhile, and reference counting
+    still frees everything acyclic.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -85,104 +77,61 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _new_ids(count: int) -> list[str]:
-    """``count`` random version 4 UUIDs (what ``gen_random_uuid()`` makes), as text: one
-    ``os.urandom`` call for all of them, 0.3 us an id where ``uuid.uuid4().hex`` took 2.8-4.3
-    (a third of making a set's records)."""
-    raw = bytearray(os.urandom(16 * count))
-    raw[6::16] = bytes(byte & 0x0F | 0x40 for byte in raw[6::16])  # version 4
-    raw[8::16] = bytes(byte & 0x3F | 0x80 for byte in raw[8::16])  # RFC 4122 variant
-    text = raw.hex()
-    return [text[start : start + 32] for start in range(0, 32 * count, 32)]
-
-
-def _records(user_id: str, sets: list[SetCreate]) -> tuple[list[Record], list[Record]]:
-    """The COPY records of the sets and of their images (which point at the new set ids).
-
-    A record lives until its batch is copied, long enough to reach the collector's oldest
-    generation, and the full collections that set off rescan the caller's whole heap (with
-    a list of 100k rows: 6-7 of them, 0.6-1.2 s, per 100k-row import). So the records hold
-    no object the collector tracks: UUIDs as text (asyncpg sends the same 16 bytes), the
-    tags as a tuple. An image's record is then untracked at its first collection, a set's
-    stays the one tracked object per set (a tuple holding a tuple always does), and an
-    import sets off at most one full collection.
-    """
-    set_records: list[Record] = []
-    image_records: list[Record] = []
-    for data, set_id in zip(sets, _new_ids(len(sets)), strict=True):
-        values = list(_writable_values(data))
-        values[_TAGS] = tuple(values[_TAGS])
-        if values[_WISHLIST] is not None:
-            values[_WISHLIST] = str(values[_WISHLIST])
-        set_records.append((set_id, user_id, *values))
-        image_records.extend(
-            (set_id, image.image_url, image.thumbnail_url, position)
-            for position, image in enumerate(data.images)
-        )
-    return set_records, image_records
-
-
-RecordBatch = tuple[list[Record], list[Record]]
 # Rows are checked a slice at a time (the event loop gets a turn between slices) and copied
-# per batch: memory stays at a few batches, and checking batch N+1 overlaps with the COPY of
-# batch N, which mostly waits for the server. Batches are big because the server idles
-# while the client encodes the first 512 kB of each COPY statement (asyncpg sends nothing
-# before; ~15 ms for the sets of a batch): at 2,000 rows that was nearly all the encoding,
-# 10% of an import's time; at 10,000 2-3%. The price is memory: two batches of records
-# at once (the one being copied, the next one), about 1.5 kB a row with its images.
+# per batch: memory stays at a few batches (the one being copied, the next one: about 800
+# bytes a set with its images, encoded), and checking batch N+1 overlaps with the COPY of
+# batch N. Each COPY is a statement, with a round trip and the summaries' statement
+# triggers, so batches are big.
 BATCH_ROWS = 10_000
-# Rows checked between two turns of the event loop (a few milliseconds of work).
+# Rows checked between two turns of the event loop: a slice takes 2-4 ms, and a COPY that
+# has ended waits for the slice being checked before the next one starts.
 SLICE_ROWS = 100
-# COPY records encoded between two turns of the event loop.
-PACE_RECORDS = 250
 # An import with many bad rows reports the first ones and the total, not a megabyte of errors.
 MAX_REPORTED = 100
 
 
-def copy_records(user_id: str, sets: list[SetCreate]) -> RecordBatch:
-    """The COPY records of validated sets (for ``copy_batches``), new ids made here."""
+def copy_rows(user_id: str, sets: list[SetCreate]) -> Encoded:
+    """The COPY rows of validated sets (for ``copy_batches``), new ids made here."""
     with _cyclic_gc_paused():
-        return _records(user_id, sets)
+        return encode(user_id, sets)
+
+
+@dataclass
+class Batch:
+    """Encoded slices gathered for one COPY into each table."""
+
+    count: int = 0
+    sets: list[bytes] = field(default_factory=list)
+    images: list[bytes] = field(default_factory=list)
+
+    def add(self, rows: Encoded) -> None:
+        self.count += rows.set_count
+        self.sets.append(rows.sets)
+        self.images.append(rows.images)
+
+
+async def _copy_data(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    """One COPY's data: asyncpg sends each chunk as it comes, so the server starts on the
+    first slice's rows at once."""
+    yield HEADER
+    for chunk in chunks:
+        yield chunk
+    yield TRAILER
 
 
 class _Copier:
-    """COPYs batches into the tables on one connection, inside the caller's transaction.
-
-    ``serving`` is set while the server, not this client, has the work: checking the next
-    batch waits for it (``gathered``), since the server can do nothing until the records
-    of the current COPY are encoded and sent.
-    """
+    """COPYs batches into the tables on one connection, inside the caller's transaction."""
 
     def __init__(self, raw: asyncpg.Connection) -> None:
         self.raw = raw
         self.staged: set[str] = set()
-        self.serving = asyncio.Event()
-        self.serving.set()
 
-    async def _paced(self, records: list[Record]) -> AsyncIterator[Record]:
-        """The records, with a turn of the event loop every ``PACE_RECORDS``: asyncpg encodes a
-        COPY without yielding, which held the loop for tens of milliseconds per batch. Once
-        all are handed over, the server has the work."""
-        for start in range(0, len(records), PACE_RECORDS):
-            for record in records[start : start + PACE_RECORDS]:
-                yield record
-            await asyncio.sleep(0)
-        self.serving.set()
-
-    async def copy(self, table: str, columns: tuple[str, ...], records: list[Record]) -> None:
-        if not records:
+    async def copy(self, table: str, columns: tuple[str, ...], chunks: list[bytes]) -> None:
+        chunks = [chunk for chunk in chunks if chunk]
+        if not chunks:
             return
-        self.serving.clear()
-        try:
-            await self._copy(table, columns, records)
-        finally:
-            self.serving.set()  # also when the COPY failed: the checking must not wait forever
-
-    async def _copy(self, table: str, columns: tuple[str, ...], records: list[Record]) -> None:
         if settings().rls_role is None:
-            await self.raw.copy_records_to_table(
-                table, records=self._paced(records), columns=columns, schema_name="public"
-            )
+            await self._copy_in(table, "public", columns, chunks)
             return
         # PostgreSQL refuses COPY FROM into a table whose row-level security applies to the
         # current role; a temporary table takes each COPY and an INSERT applies the policies.
@@ -194,17 +143,26 @@ class _Copier:
                 f" SELECT {names} FROM public.{table} WITH NO DATA"
             )
             self.staged.add(staging)
-        await self.raw.copy_records_to_table(
-            staging, records=self._paced(records), columns=columns, schema_name="pg_temp"
-        )
+        await self._copy_in(staging, "pg_temp", columns, chunks)
         await self.raw.execute(
             f"INSERT INTO public.{table} ({names}) SELECT {names} FROM pg_temp.{staging}"
         )
         await self.raw.execute(f"TRUNCATE pg_temp.{staging}")
 
-    async def copy_batch(self, batch: RecordBatch) -> None:
-        await self.copy(Set._meta.db_table, SET_COLUMNS, batch[0])
-        await self.copy(SetImage._meta.db_table, IMAGE_COLUMNS, batch[1])
+    async def _copy_in(
+        self, table: str, schema: str, columns: tuple[str, ...], chunks: list[bytes]
+    ) -> None:
+        await self.raw.copy_to_table(
+            table,
+            source=_copy_data(chunks),
+            columns=columns,
+            schema_name=schema,
+            format="binary",
+        )
+
+    async def copy_batch(self, batch: Batch) -> None:
+        await self.copy(Set._meta.db_table, SET_COLUMNS, batch.sets)
+        await self.copy(SetImage._meta.db_table, IMAGE_COLUMNS, batch.images)
 
 
 # Each image row's foreign key check looks its set up with a plan the server makes once per
@@ -220,26 +178,26 @@ class _Copier:
 INDEXED_CHECKS = "SELECT set_config('enable_seqscan', 'off', true); DISCARD PLANS"
 
 
-async def copy_batches(user_id: str, slices: AsyncIterable[RecordBatch | None]) -> int:
-    """COPY the records of validated sets (slices of them, from ``copy_records``; None for
-    a slice with a bad row, see ``gathered``), batch by batch, in ONE transaction; if
-    ``slices`` raises, nothing is written. Returns the number of sets.
+async def copy_batches(user_id: str, slices: AsyncIterable[Encoded | None]) -> int:
+    """COPY validated sets (slices of them, encoded by ``copy_rows``; None for a slice with a
+    bad row, see ``gathered``), batch by batch, in ONE transaction; if ``slices`` raises,
+    nothing is written. Returns the number of sets.
 
-    The next batch is being prepared while the current one is copied."""
+    The next batch is being checked while the current one is copied."""
     user_id = checked_user_id(user_id)
     count = 0
-    batches: AsyncGenerator[RecordBatch, None] | None = None
-    ahead: asyncio.Future[RecordBatch | None] | None = None
+    batches: AsyncGenerator[Batch, None] | None = None
+    ahead: asyncio.Future[Batch | None] | None = None
     try:
         async with owner_transaction(user_id) as session:
             await session.raw.execute(INDEXED_CHECKS)
             copier = _Copier(session.raw)
-            batches = gathered(slices, copier.serving.wait)
+            batches = gathered(slices)
             ahead = asyncio.ensure_future(anext(batches, None))
             while (batch := await ahead) is not None:
                 ahead = asyncio.ensure_future(anext(batches, None))
                 await copier.copy_batch(batch)
-                count += len(batch[0])
+                count += batch.count
     finally:
         if ahead is not None:
             await _settle(ahead)
@@ -259,7 +217,7 @@ async def _settle(ahead: asyncio.Future[Any]) -> None:
 
 def _checked_batch(
     user_id: str, rows: list[Any], offset: int, clean: bool
-) -> tuple[RecordBatch | None, list[FieldError]]:
+) -> tuple[Encoded | None, list[FieldError]]:
     # One pause around both: the validated sets are dropped before the collector runs
     # again, so it never scans them.
     with _cyclic_gc_paused():
@@ -267,9 +225,9 @@ def _checked_batch(
             sets = _ROWS.validate_python(rows)
         except pydantic.ValidationError as error:
             return None, _located(error, offset)
-        records = _records(user_id, sets) if clean else None
+        encoded = encode(user_id, sets) if clean else None
         del sets
-    return records, []
+    return encoded, []
 
 
 def _located(error: pydantic.ValidationError, offset: int) -> list[FieldError]:
@@ -299,52 +257,43 @@ async def _chunks(rows: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[lis
         yield chunk
 
 
-async def _no_wait() -> None:
-    pass
-
-
-async def gathered(
-    slices: AsyncIterable[RecordBatch | None], turn: Callable[[], Awaitable[object]] = _no_wait
-) -> AsyncGenerator[RecordBatch, None]:
-    """The COPY records of checked slices of rows, gathered into batches of ``BATCH_ROWS``
-    sets. ``None`` stands for a slice that will not be written (it, or an earlier one, had a
-    bad row): from then on nothing is yielded, but the slices are still read to the end so
-    that every row is checked. Checking is CPU work: before each slice the event loop gets a
-    turn, then ``turn`` is awaited (``copy_batches``: until the server has the work).
+async def gathered(slices: AsyncIterable[Encoded | None]) -> AsyncGenerator[Batch, None]:
+    """Checked slices of rows, gathered into batches of ``BATCH_ROWS`` sets. ``None`` stands
+    for a slice that will not be written (it, or an earlier one, had a bad row): from then on
+    nothing is yielded, but the slices are still read to the end so that every row is
+    checked. Checking is CPU work: before each slice the event loop gets a turn.
 
     The first batch is one slice, each next one twice the last, up to ``BATCH_ROWS``: the
     server starts on the first rows at once instead of waiting for a whole batch to be checked
-    (0.3 s for 10,000 rows), and checking a batch (about 25 us a row) still takes less time
-    than the server's COPY of the one before, half as big (about 100 us a row)."""
-    batch: RecordBatch = ([], [])
+    (0.5 s for 10,000 rows), and checking a batch (about 50 us a row) still takes less time
+    than the server's COPY of the one before, half as big (about 150 us a row)."""
+    batch = Batch()
     limit = SLICE_ROWS
     writing = True
     pending = aiter(slices)
     while True:
         # Before the slice, not after: reading the next slice is what checks it.
         await asyncio.sleep(0)
-        await turn()
         try:
-            records = await anext(pending)
+            rows = await anext(pending)
         except StopAsyncIteration:
             break
-        if records is None:
+        if rows is None:
             writing = False
         elif writing:
-            batch[0].extend(records[0])
-            batch[1].extend(records[1])
-            if len(batch[0]) >= limit:
+            batch.add(rows)
+            if batch.count >= limit:
                 yield batch
-                batch = ([], [])
+                batch = Batch()
                 limit = min(2 * limit, BATCH_ROWS)
-    if writing and batch[0]:
+    if writing and batch.count:
         yield batch
 
 
 async def _checked_slices(
     user_id: str, rows: Iterable[Any] | AsyncIterable[Any]
-) -> AsyncGenerator[RecordBatch | None, None]:
-    """Each slice's COPY records (None once a row failed); at the end, one InvalidInputError
+) -> AsyncGenerator[Encoded | None, None]:
+    """Each slice's encoded rows (None once a row failed); at the end, one InvalidInputError
     with the first ``MAX_REPORTED`` problems and the total."""
     problems: list[FieldError] = []
     total = offset = 0
