@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import uuid
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta, timezone
@@ -266,13 +267,72 @@ async def test_each_slice_is_sent_as_it_stands_and_the_next_batch_checked_meanwh
 
     assert await _counts(raw) == (40, 40)
     assert events[:2] == ["check", "copy sets"]
-    # Batches of 1, 2, 4, 4, 4, 4 and 1 slices; header and trailer are messages of their own.
-    slices = [1, 2, 4, 4, 4, 4, 1]
-    assert messages[0::2] == [("sets", count + 2) for count in slices]
-    assert messages[1::2] == [("set_images", count + 2) for count in slices]
+    # Each slice is a message, and header and trailer are messages of their own.
+    for table in ("sets", "set_images"):
+        sent = [count for name, count in messages if name == table]
+        assert min(sent) >= 3
+        assert sum(count - 2 for count in sent) == 20
     copies = [n for n, event in enumerate(events) if event == "copy sets"]
     assert "check" in events[copies[1] : copies[-1]]  # read ahead, not all before or after
     assert events.count("check") == 20
+
+
+async def test_a_batch_ends_when_the_copier_waits_for_it_or_at_batch_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The copier gets what has been checked as soon as it is done with the last batch, never
+    more than BATCH_ROWS; after a bad slice nothing is handed over, but all is read."""
+    from sets_db.services import transfer
+    from sets_db.services.copy_binary import Encoded
+
+    monkeypatch.setattr(transfer, "BATCH_ROWS", 5)
+    read: list[int] = []
+
+    async def slices(bad: int | None = None) -> Any:
+        for n in range(12):
+            read.append(n)
+            yield None if n == bad else Encoded(1, b"set %d" % n, b"")
+
+    def waiting() -> bool:  # the copier is done after slices 3, 4 and 9
+        return read[-1] in (3, 4, 9)
+
+    batches = [batch async for batch in transfer.gathered(slices(), waiting)]
+
+    assert [batch.count for batch in batches] == [4, 1, 5, 2]
+    assert batches[1].sets == [b"set 4"]
+    read.clear()
+    assert [batch.count async for batch in transfer.gathered(slices(bad=6), waiting)] == [4, 1]
+    assert read == list(range(12))
+
+
+async def test_checking_resumes_after_the_task_that_ready_io_woke() -> None:
+    """Between two slices the copier, woken by the server's reply, goes first: with
+    ``asyncio.sleep(0)`` two more slices were checked before it ran."""
+    from sets_db.services import transfer
+
+    loop = asyncio.get_running_loop()
+    server, client = socket.socketpair()
+    server.setblocking(False)
+    client.setblocking(False)
+    events: list[str] = []
+
+    async def copier() -> None:
+        await loop.sock_recv(client, 1)
+        events.append("copier")
+
+    async def checking() -> None:
+        for n in range(3):
+            await transfer._after_ready_io()
+            events.append(f"slice {n}")
+            if n == 0:
+                server.send(b"C")  # the server's reply arrives during slice 0
+
+    try:
+        await asyncio.gather(copier(), checking())
+    finally:
+        server.close()
+        client.close()
+    assert events == ["slice 0", "copier", "slice 1", "slice 2"]
 
 
 def test_the_garbage_collector_never_scans_the_checked_rows() -> None:
