@@ -47,7 +47,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of every operation")
     parser.add_argument("--no-peers", action="store_true", help="sets-db and raw only")
     parser.add_argument("--import-sets", type=int, default=100_000, help="0: no import/export")
-    parser.add_argument("--import-rounds", type=int, default=5, help="import vs COPY rounds")
+    parser.add_argument("--import-rounds", type=int, default=7, help="import vs COPY rounds")
     parser.add_argument("--seed", type=int, default=20261126)
     parser.add_argument("--json", type=Path, default=None, help="result file (default: results/)")
     parser.add_argument("--keep", action="store_true", help="do not drop the database")
@@ -203,6 +203,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await drop_database(url)
 
 
+def _span(values: list[float]) -> str:
+    return f"{values[0]:.2f}-{values[-1]:.2f}"
+
+
 def _print_bulk(result: dict[str, Any]) -> None:
     imported, exported = result["import"], result["export"]
     print(
@@ -210,6 +214,7 @@ def _print_bulk(result: dict[str, Any]) -> None:
         f" ({imported['sets']:,} sets, {imported['images']:,} images);"
         f" bare COPY {imported['bare_copy_sets_per_second']:,.0f} sets/s;"
         f" ratio {imported['import_vs_bare_copy']:.2f} (median of the rounds';"
+        f" quartiles {_span(imported['round_ratio_quartiles'])};"
         f" {imported['ratio_of_medians']:.2f} of the medians)"
     )
     rss = exported["rss_peak_growth_mb"]

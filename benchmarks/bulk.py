@@ -56,8 +56,10 @@ async def import_vs_copy(pool: Any, *, count: int, rounds: int, seed: int) -> di
     """import_sets (validation + COPY) against a bare COPY of the same, ready-made records.
 
     Each round times both, one right after the other (which goes first alternates), and the
-    ratio is the median of the rounds' ratios: on a shared machine the same COPY took from
-    1.6 to 2.5 s within minutes, a drift two legs run back to back mostly share."""
+    ratio is the median of the rounds' ratios, printed with their quartiles: on a shared
+    machine the same COPY took from 1.6 to 2.5 s within minutes, and on another a CPU-bound
+    loop ran 1.8x faster for seconds at a time, a drift that two legs run back to back share
+    only in part."""
     rng = random.Random(seed + 2)
     numbers = data.set_numbers(rng)
     rows = [data.set_row(rng, numbers) for _ in range(count)]
@@ -104,6 +106,7 @@ async def import_vs_copy(pool: Any, *, count: int, rounds: int, seed: int) -> di
         "bare_copy_sets_per_second": len(rows) / bare_s,
         "round_ratios": ratios,
         "import_vs_bare_copy": statistics.median(ratios),
+        "round_ratio_quartiles": statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios,
         "ratio_of_medians": bare_s / service_s,
     }
 
