@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import random
 import sys
 import time
@@ -217,6 +218,11 @@ def _print_bulk(result: dict[str, Any]) -> None:
         f" quartiles {_span(imported['round_ratio_quartiles'])};"
         f" {imported['ratio_of_medians']:.2f} of the medians)"
     )
+    if not math.isnan(imported["server_busy_import"]):  # a local server
+        print(
+            f"the local server was busy {imported['server_busy_import']:.1%} of the import's"
+            f" time, {imported['server_busy_bare_copy']:.1%} of the bare COPY's (medians)"
+        )
     rss = exported["rss_peak_growth_mb"]
     print(
         f"export_sets: {exported['sets']:,} sets, peak growth"

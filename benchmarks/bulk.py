@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import random
 import statistics
 import sys
@@ -85,14 +86,23 @@ async def import_vs_copy(pool: Any, *, count: int, rounds: int, seed: int) -> di
 
     service_times: list[float] = []
     bare_times: list[float] = []
+    busy: dict[str, list[float]] = {"bench-import": [], "bench-copy": []}
     for round_number in range(rounds):
         steps = [("bench-import", via_service, service_times), ("bench-copy", bare, bare_times)]
         for user_id, step, times in steps if round_number % 2 == 0 else steps[::-1]:
             await clear(user_id)
+            cpu = _server_cpu_seconds()
             times.append(await step())
+            if cpu is not None and (after := _server_cpu_seconds()) is not None:
+                busy[user_id].append((after - cpu) / times[-1])
         _say(
             f"  round {round_number + 1}: import_sets {service_times[-1]:.2f}s,"
             f" bare COPY {bare_times[-1]:.2f}s, ratio {bare_times[-1] / service_times[-1]:.2f}"
+            + (
+                f"; server busy {busy['bench-import'][-1]:.1%} and {busy['bench-copy'][-1]:.1%}"
+                if busy["bench-import"]
+                else ""
+            )
         )
     await clear("bench-copy")
     service_s, bare_s = statistics.median(service_times), statistics.median(bare_times)
@@ -108,7 +118,26 @@ async def import_vs_copy(pool: Any, *, count: int, rounds: int, seed: int) -> di
         "import_vs_bare_copy": statistics.median(ratios),
         "round_ratio_quartiles": statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios,
         "ratio_of_medians": bare_s / service_s,
+        "server_busy_import": statistics.median(busy["bench-import"] or [float("nan")]),
+        "server_busy_bare_copy": statistics.median(busy["bench-copy"] or [float("nan")]),
     }
+
+
+def _server_cpu_seconds() -> float | None:
+    """CPU time used so far by this machine's PostgreSQL processes, or None where ``/proc``
+    shows none (a remote server). Over a leg's wall time it says how busy the legs kept the
+    server: the import's server waits for its client where the bare COPY's does not, whatever
+    the machine's speed did meanwhile, which moves the wall times of single rounds far more."""
+    ticks = 0
+    found = False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            name, _, fields = stat.read_text().partition(") ")
+            if name.endswith("(postgres"):
+                state_onwards = fields.split()
+                ticks += int(state_onwards[11]) + int(state_onwards[12])  # utime, stime
+                found = True
+    return ticks / os.sysconf("SC_CLK_TCK") if found else None
 
 
 def _reset_peak_rss() -> None:
