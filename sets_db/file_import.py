@@ -1,8 +1,8 @@
 """Importing a sets file: read, check and copy it in batches, inside one transaction.
 
-The file is read incrementally and each batch of rows is parsed, checked and turned into COPY
-records a slice at a time, giving the event loop a turn between slices (so other tasks, and
-the COPY of the previous batch, go on meanwhile). Memory stays at a few batches whatever the
+The file is read incrementally and each batch of rows is parsed, checked and encoded for COPY
+a slice at a time, giving the event loop a turn between slices (so other tasks, and the COPY
+of the previous batch, go on meanwhile). Memory stays at a few batches whatever the
 file's size. (A worker thread was tried: every socket write of the COPY then waited for the
 thread to hand back the GIL, and the loop stalled for 100 ms and more.)
 
