@@ -73,5 +73,11 @@ class PoolExhaustedError(DatabaseUnavailableError):
     """No pooled connection became free within the configured wait (``SETS_DB_POOL_TIMEOUT_S``)."""
 
 
+class SchemaMismatchError(SetsDbError):
+    """The database's tables differ from the schema sets-db was built for (a column's type,
+    say: another client changed it); ``sets-db migrate --check`` lists every difference. A
+    retry fails the same way."""
+
+
 class ConfigurationError(SetsDbError):
     """A setting (environment variable) is missing or invalid; the detail names it."""

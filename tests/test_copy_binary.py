@@ -21,8 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sets_db.errors import SchemaMismatchError
 from sets_db.schemas import EARLIEST, LATEST, SetCreate
-from sets_db.services import copy_binary
+from sets_db.services import copy_binary, import_sets
 from sets_db.services.copy_binary import HEADER, IMAGE_COLUMNS, SET_COLUMNS, TRAILER
 from tests.pg import connect
 from tests.test_fuzz import EXAMPLES
@@ -216,3 +217,50 @@ def test_new_ids_are_distinct_random_version_4_uuids() -> None:
     assert len(set(ids)) == len(ids)
     assert {(set_id.version, set_id.variant) for set_id in ids} == {(4, uuid.RFC_4122)}
     assert len({set_id.int >> 80 for set_id in ids}) > 1990  # random, not counted up
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("ALTER TABLE sets ALTER COLUMN quantity TYPE bigint",
+         "sets.quantity is bigint, not integer"),
+        ("ALTER TABLE sets ALTER COLUMN tags TYPE varchar[]",
+         "sets.tags is character varying[], not text[]"),
+        ("ALTER TABLE set_images ALTER COLUMN created_at TYPE timestamp", None),  # not written
+    ],
+)  # fmt: skip
+async def test_a_column_another_client_retyped_is_named_before_anything_is_copied(
+    migrated_database: Any, change: str, expected: str | None
+) -> None:
+    """The rows are encoded for the schema's types: the server would read a bigint column's
+    field as 8 bytes and fail with a protocol violation ("unavailable, safe to retry")."""
+    from sets_db.services import transfer
+
+    conn = await connect(await migrated_database())
+    try:
+        await conn.execute(change)
+        if expected is None:
+            await transfer._check_column_types(conn)
+            return
+        with pytest.raises(SchemaMismatchError) as caught:
+            await transfer._check_column_types(conn)
+    finally:
+        await conn.close()
+    assert expected in caught.value.detail
+    assert "migrate --check" in caught.value.detail
+
+
+async def test_the_import_checks_the_live_types_first(
+    raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check runs in the import's transaction, before any COPY: nothing is written."""
+    from sets_db.services import transfer
+
+    monkeypatch.setattr(transfer, "mismatched_columns", lambda live: ["sets.quantity is bigint"])
+
+    with pytest.raises(SchemaMismatchError):
+        await import_sets(
+            user_id=OWNER, rows=[{"title": "a", "images": [{"image_url": "https://i.test/a"}]}]
+        )
+
+    assert await raw.fetchval("SELECT count(*) FROM sets") == 0

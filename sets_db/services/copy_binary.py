@@ -36,7 +36,7 @@ from sets_db.schemas import SetCreate
 HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header extension
 TRAILER = b"\xff\xff"
 
-NULL = b"\xff\xff\xff\xff"
+_NULL = b"\xff\xff\xff\xff"
 _int32 = struct.Struct(">i").pack
 _int4 = struct.Struct(">ii").pack  # length 4, value
 _int8 = struct.Struct(">iq").pack  # length 8, value
@@ -46,9 +46,9 @@ _UUID_LENGTH = _int32(16)
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # text[]: dimensions, has-nulls flag, element type (text's OID), then per dimension its
 # length and lower bound; an empty array has no dimensions.
-TEXT_OID = 25
+_TEXT_OID = 25
 _array_head = struct.Struct(">iiiiii").pack
-_EMPTY_TEXT_ARRAY = struct.pack(">iiii", 12, 0, 0, TEXT_OID)
+_EMPTY_TEXT_ARRAY = struct.pack(">iiii", 12, 0, 0, _TEXT_OID)
 # numeric: digit count, weight (of the first digit, in powers of 10000), sign, display scale,
 # then base-10000 digits, most significant first.
 _NUMERIC_NEGATIVE = 0x4000
@@ -58,44 +58,44 @@ Encoder = Callable[[Any], bytes]
 
 def _text(value: str | None) -> bytes:
     if value is None:
-        return NULL
+        return _NULL
     data = value.encode()
     return _int32(len(data)) + data
 
 
 def _integer(value: int | None) -> bytes:
-    return NULL if value is None else _int4(4, value)
+    return _NULL if value is None else _int4(4, value)
 
 
 def _boolean(value: bool | None) -> bytes:
     if value is None:
-        return NULL
+        return _NULL
     return _TRUE if value else _FALSE
 
 
 def _uuid(value: UUID | None) -> bytes:
-    return NULL if value is None else _UUID_LENGTH + value.bytes
+    return _NULL if value is None else _UUID_LENGTH + value.bytes
 
 
 def _timestamptz(value: datetime | None) -> bytes:
     if value is None:
-        return NULL
+        return _NULL
     delta = value - _PG_EPOCH  # aware: the DTOs accept no naive moment
     return _int8(8, (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
 
 
 def _text_array(values: Sequence[str] | None) -> bytes:
     if values is None:
-        return NULL
+        return _NULL
     if not values:
         return _EMPTY_TEXT_ARRAY
     body = b"".join([_text(value) for value in values])
-    return _array_head(20 + len(body), 1, 0, TEXT_OID, len(values), 1) + body
+    return _array_head(20 + len(body), 1, 0, _TEXT_OID, len(values), 1) + body
 
 
 def _numeric(value: Decimal | None) -> bytes:
     if value is None:
-        return NULL
+        return _NULL
     if not value.is_finite():
         raise ValueError(f"cannot store {value} in a numeric column")
     text = str(value)
@@ -126,6 +126,19 @@ def _numeric_struct(digits: int) -> struct.Struct:
     return struct.Struct(f">ihhhh{digits}h")
 
 
+# The column type each encoder writes, as ``regtype`` spells it: the server reads a binary
+# field as its column's type, so a column of another type (an int8 for an int4) fails the
+# COPY, or for the same bytes (a timestamp for a timestamptz) takes a different meaning.
+_TYPE_NAMES: dict[Encoder, str] = {
+    _text: "text",
+    _integer: "integer",
+    _boolean: "boolean",
+    _uuid: "uuid",
+    _timestamptz: "timestamp with time zone",
+    _numeric: "numeric",
+    _text_array: "text[]",
+}
+
 _BY_FIELD_TYPE: dict[type[fields.Field[Any]], Encoder] = {
     fields.TextField: _text,
     fields.IntField: _integer,
@@ -136,7 +149,7 @@ _BY_FIELD_TYPE: dict[type[fields.Field[Any]], Encoder] = {
 }
 
 
-def encoder(model: type[Model], column: str) -> Encoder:
+def _encoder(model: type[Model], column: str) -> Encoder:
     """The encoder of a model's column, by the column's field type."""
     field = model._meta.fields_map[column]
     if isinstance(field, ArrayField) and field.element_type == "TEXT":
@@ -150,13 +163,37 @@ WRITABLE_FIELDS = tuple(name for name in SetCreate.model_fields if name != "imag
 SET_COLUMNS = ("id", "user_id", *WRITABLE_FIELDS)
 IMAGE_COLUMNS = ("set_id", "image_url", "thumbnail_url", "position")
 _writable_values = operator.attrgetter(*WRITABLE_FIELDS)
-_WRITABLE_ENCODERS = tuple(encoder(Set, name) for name in WRITABLE_FIELDS)
+_WRITABLE_ENCODERS = tuple(_encoder(Set, name) for name in WRITABLE_FIELDS)
 
 _SET_HEAD = struct.pack(">h", len(SET_COLUMNS))
 _IMAGE_HEAD = struct.pack(">h", len(IMAGE_COLUMNS)) + _UUID_LENGTH
-_image_url = encoder(SetImage, "image_url")
-_thumbnail_url = encoder(SetImage, "thumbnail_url")
-_position = encoder(SetImage, "position")
+_image_url = _encoder(SetImage, "image_url")
+_thumbnail_url = _encoder(SetImage, "thumbnail_url")
+_position = _encoder(SetImage, "position")
+# (table, column) -> the type the encoded rows are for.
+_SETS, _IMAGES = Set._meta.db_table, SetImage._meta.db_table
+COLUMN_TYPES = {
+    (_SETS, "id"): _TYPE_NAMES[_uuid],
+    (_SETS, "user_id"): _TYPE_NAMES[_encoder(Set, "user_id")],
+    **{
+        (_SETS, name): _TYPE_NAMES[to_field]
+        for name, to_field in zip(WRITABLE_FIELDS, _WRITABLE_ENCODERS, strict=True)
+    },
+    (_IMAGES, "set_id"): _TYPE_NAMES[_uuid],
+    (_IMAGES, "image_url"): _TYPE_NAMES[_image_url],
+    (_IMAGES, "thumbnail_url"): _TYPE_NAMES[_thumbnail_url],
+    (_IMAGES, "position"): _TYPE_NAMES[_position],
+}
+
+
+def mismatched_columns(live: dict[tuple[str, str], str]) -> list[str]:
+    """The columns whose live type (``live``: (table, column) -> its ``regtype``) is not the
+    one the encoded rows are for, as "table.column is <live>, not <expected>"."""
+    return [
+        f"{table}.{column} is {live.get((table, column), 'missing')}, not {expected}"
+        for (table, column), expected in COLUMN_TYPES.items()
+        if live.get((table, column)) != expected
+    ]
 
 
 def new_ids(count: int) -> list[bytes]:

@@ -32,7 +32,7 @@ import asyncpg
 import pydantic
 
 from sets_db.config import settings
-from sets_db.errors import FieldError, InvalidInputError
+from sets_db.errors import FieldError, InvalidInputError, SchemaMismatchError
 from sets_db.models import Set, SetImage
 from sets_db.schemas import SetCreate, SetOut, checked_user_id
 from sets_db.services.copy_binary import (
@@ -42,6 +42,7 @@ from sets_db.services.copy_binary import (
     TRAILER,
     Encoded,
     encode,
+    mismatched_columns,
 )
 from sets_db.services.rows import SETS, set_with_images, to_sets
 from sets_db.sessions import owner_read, owner_transaction
@@ -177,6 +178,27 @@ class _Copier:
 # set_config(..., true) is SET LOCAL, written as the transactions' preludes write it.
 INDEXED_CHECKS = "SELECT set_config('enable_seqscan', 'off', true); DISCARD PLANS"
 
+# The live types of the columns the import writes: its rows are encoded for the schema's
+# (``copy_binary``), and another client may have changed one since the migrations ran.
+LIVE_COLUMN_TYPES = f"""
+SELECT c.relname AS "table", a.attname AS "column", a.atttypid::regtype::text AS "type"
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE a.attrelid IN ('public.{Set._meta.db_table}'::regclass,
+                     'public.{SetImage._meta.db_table}'::regclass)
+  AND a.attnum > 0 AND NOT a.attisdropped
+"""
+
+
+async def _check_column_types(raw: asyncpg.Connection) -> None:
+    live = {
+        (row["table"], row["column"]): row["type"] for row in await raw.fetch(LIVE_COLUMN_TYPES)
+    }
+    if mismatched := mismatched_columns(live):
+        raise SchemaMismatchError(
+            f"the import cannot write these columns: {'; '.join(mismatched)}"
+            " (sets-db migrate --check lists what changed)"
+        )
+
 
 async def copy_batches(user_id: str, slices: AsyncIterable[Encoded | None]) -> int:
     """COPY validated sets (slices of them, encoded by ``copy_rows``; None for a slice with a
@@ -193,6 +215,7 @@ async def copy_batches(user_id: str, slices: AsyncIterable[Encoded | None]) -> i
     try:
         async with owner_transaction(user_id) as session:
             await session.raw.execute(INDEXED_CHECKS)
+            await _check_column_types(session.raw)
             copier = _Copier(session.raw)
             batches = gathered(slices, lambda: copying is None)
             ahead = asyncio.ensure_future(anext(batches, None))
