@@ -114,8 +114,9 @@ async def test_import_killed_mid_transaction_leaves_nothing(raw: Any, db: str) -
     victim = await _kill_while_blocked(
         raw,
         db,
-        # The sets COPY goes in; the images' COPY then waits here.
-        "LOCK TABLE set_images IN SHARE MODE",
+        # The sets COPY goes in; the summary's statement trigger then waits here (the import
+        # takes its tables' locks before it writes, so a table lock would stop it earlier).
+        f"SELECT pg_advisory_xact_lock(hashtext('set_collection_stats'), hashtext('{USER}'))",
         lambda: import_sets(user_id=USER, rows=rows),
     )
     assert victim["has_written"]

@@ -20,6 +20,7 @@ from sets_db.errors import FieldError, InvalidInputError, SetsDbError
 from sets_db.schemas import SetCreate, SetOut
 from sets_db.services import create_set, export_sets, get_set, import_sets, list_sets
 from tests.factories import ALICE, BOB
+from tests.pg import connect as connect_to
 
 WISHLIST = uuid.UUID("0b7c3a5e-7d1f-4c55-9d40-7f2f3f0d2a11")
 
@@ -422,3 +423,57 @@ async def test_each_image_finds_its_set_by_index_in_a_table_analyzed_as_small(
 
     after = await _scans_after(raw, before, at_least=3000)
     assert after["seq_tup_read"] - before["seq_tup_read"] < 1500
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("0E-5000", "0.00"),
+        ("12.30" + "0" * 5000, "12.30"),
+        ("0E-20000", "0.00"),
+        ("1E+3", "1000.00"),
+    ],
+)
+async def test_money_the_rules_accept_is_stored_whatever_its_exponent(
+    db: str, raw: Any, given: str, stored: str
+) -> None:
+    """Money may be written with any number of trailing zeros (the rules count decimal places
+    on the normalised value): it is stored at the column's scale, not refused on the way."""
+    assert await import_sets(user_id=ALICE, rows=[{"title": "a", "purchase_price": given}]) == 1
+
+    assert await raw.fetchval("SELECT purchase_price::text FROM sets") == stored
+
+
+async def test_a_cancelled_import_ends_at_once_though_its_source_has_stalled(
+    db: str, raw: Any
+) -> None:
+    """Cancelled while a COPY waits and the read-ahead waits for rows that never come (an
+    upload that stopped sending), the import ends, closes the source and writes nothing."""
+    closed: list[str] = []
+
+    async def stalled_upload() -> Any:
+        try:
+            for n in range(150):
+                yield {"title": f"set {n}"}
+            await asyncio.Event().wait()
+        finally:
+            closed.append("source")
+
+    blocker = await connect_to(db)
+    # The summary's statement trigger takes this lock for ALICE: the first COPY waits on it.
+    await blocker.execute("BEGIN")
+    await blocker.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('set_collection_stats'), hashtext($1))", ALICE
+    )
+    try:
+        task = asyncio.ensure_future(import_sets(user_id=ALICE, rows=stalled_upload()))
+        await asyncio.sleep(1)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=10)
+    finally:
+        await blocker.execute("ROLLBACK")
+        await blocker.close()
+
+    assert done
+    assert closed == ["source"]
+    assert await raw.fetchval("SELECT count(*) FROM sets") == 0

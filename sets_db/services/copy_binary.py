@@ -22,7 +22,7 @@ import os
 import struct
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -93,32 +93,40 @@ def _text_array(values: Sequence[str] | None) -> bytes:
     return _array_head(20 + len(body), 1, 0, _TEXT_OID, len(values), 1) + body
 
 
-def _numeric(value: Decimal | None) -> bytes:
-    if value is None:
-        return _NULL
-    if not value.is_finite():
-        raise ValueError(f"cannot store {value} in a numeric column")
-    text = str(value)
-    if "E" in text:  # str() writes 1000 as 1E+3 when the Decimal was made so
-        text = format(value, "f")
-    sign = 0
-    if text[0] == "-":
-        sign, text = _NUMERIC_NEGATIVE, text[1:]
-    whole, _, fraction = text.partition(".")
-    # The digits as one integer, scaled so that the point falls between two base-10000 digits.
-    coefficient = int(whole + fraction) * 10 ** (-len(fraction) % 4)
-    digits: list[int] = []  # least significant first, without the trailing zero digits
-    count = 0
-    while coefficient:
-        coefficient, digit = divmod(coefficient, 10_000)
-        count += 1
-        if digit or digits:
-            digits.append(digit)
-    digits.reverse()
-    weight = count - 1 - (len(fraction) + 3) // 4 if digits else 0
-    return _numeric_struct(len(digits)).pack(
-        8 + 2 * len(digits), len(digits), weight, sign if digits else 0, len(fraction), *digits
-    )
+def _numeric(scale: int) -> Encoder:
+    """The encoder of a numeric column of this scale. A value is sent as the column stores it,
+    rounded to its scale as the server rounds (half away from zero): the rules count decimal
+    places on the normalised value, so 12.30 written with 5,000 more zeros (an exponent of
+    -5002) is valid, and the server would round it to 12.30 anyway."""
+    exponent = Decimal(1).scaleb(-scale)
+
+    def encode(value: Decimal | None) -> bytes:
+        if value is None:
+            return _NULL
+        if not value.is_finite():
+            raise ValueError(f"cannot store {value} in a numeric column")
+        text = str(value.quantize(exponent, rounding=ROUND_HALF_UP))
+        sign = 0
+        if text[0] == "-":
+            sign, text = _NUMERIC_NEGATIVE, text[1:]
+        whole, _, fraction = text.partition(".")
+        # The digits as one integer, scaled so that the point falls between two base-10000
+        # digits.
+        coefficient = int(whole + fraction) * 10 ** (-len(fraction) % 4)
+        digits: list[int] = []  # least significant first, without the trailing zero digits
+        count = 0
+        while coefficient:
+            coefficient, digit = divmod(coefficient, 10_000)
+            count += 1
+            if digit or digits:
+                digits.append(digit)
+        digits.reverse()
+        weight = count - 1 - (len(fraction) + 3) // 4 if digits else 0
+        return _numeric_struct(len(digits)).pack(
+            8 + 2 * len(digits), len(digits), weight, sign if digits else 0, scale, *digits
+        )
+
+    return encode
 
 
 @functools.cache
@@ -126,34 +134,32 @@ def _numeric_struct(digits: int) -> struct.Struct:
     return struct.Struct(f">ihhhh{digits}h")
 
 
-# The column type each encoder writes, as ``regtype`` spells it: the server reads a binary
-# field as its column's type, so a column of another type (an int8 for an int4) fails the
-# COPY, or for the same bytes (a timestamp for a timestamptz) takes a different meaning.
-_TYPE_NAMES: dict[Encoder, str] = {
-    _text: "text",
-    _integer: "integer",
-    _boolean: "boolean",
-    _uuid: "uuid",
-    _timestamptz: "timestamp with time zone",
-    _numeric: "numeric",
-    _text_array: "text[]",
-}
+class Column(NamedTuple):
+    """How a column is encoded, and the column type (as ``regtype`` spells it) that is for:
+    the server reads a binary field as its column's type, so a column of another type (an
+    int8 for an int4) fails the COPY, or takes the same bytes to mean something else (a
+    timestamp for a timestamptz)."""
 
-_BY_FIELD_TYPE: dict[type[fields.Field[Any]], Encoder] = {
-    fields.TextField: _text,
-    fields.IntField: _integer,
-    fields.BooleanField: _boolean,
-    fields.UUIDField: _uuid,
-    fields.DatetimeField: _timestamptz,
-    fields.DecimalField: _numeric,
+    encode: Encoder
+    type_name: str
+
+
+_BY_FIELD_TYPE: dict[type[fields.Field[Any]], Column] = {
+    fields.TextField: Column(_text, "text"),
+    fields.IntField: Column(_integer, "integer"),
+    fields.BooleanField: Column(_boolean, "boolean"),
+    fields.UUIDField: Column(_uuid, "uuid"),
+    fields.DatetimeField: Column(_timestamptz, "timestamp with time zone"),
 }
 
 
-def _encoder(model: type[Model], column: str) -> Encoder:
-    """The encoder of a model's column, by the column's field type."""
-    field = model._meta.fields_map[column]
+def _column(model: type[Model], name: str) -> Column:
+    """How a model's column is encoded, by its field's type."""
+    field = model._meta.fields_map[name]
     if isinstance(field, ArrayField) and field.element_type == "TEXT":
-        return _text_array
+        return Column(_text_array, "text[]")
+    if isinstance(field, fields.DecimalField):
+        return Column(_numeric(field.decimal_places), "numeric")
     return _BY_FIELD_TYPE[type(field)]
 
 
@@ -162,28 +168,22 @@ def _encoder(model: type[Model], column: str) -> Encoder:
 WRITABLE_FIELDS = tuple(name for name in SetCreate.model_fields if name != "images")
 SET_COLUMNS = ("id", "user_id", *WRITABLE_FIELDS)
 IMAGE_COLUMNS = ("set_id", "image_url", "thumbnail_url", "position")
-_writable_values = operator.attrgetter(*WRITABLE_FIELDS)
-_WRITABLE_ENCODERS = tuple(_encoder(Set, name) for name in WRITABLE_FIELDS)
+_SETS, _IMAGES = Set._meta.db_table, SetImage._meta.db_table
+_COLUMNS = {
+    **{(_SETS, name): _column(Set, name) for name in SET_COLUMNS},
+    (_IMAGES, "set_id"): _column(Set, "id"),  # the foreign key: a set's id
+    **{(_IMAGES, name): _column(SetImage, name) for name in IMAGE_COLUMNS[1:]},
+}
+# (table, column) -> the type the encoded rows are for.
+COLUMN_TYPES = {key: column.type_name for key, column in _COLUMNS.items()}
 
+_writable_values = operator.attrgetter(*WRITABLE_FIELDS)
+_WRITABLE_ENCODERS = tuple(_COLUMNS[_SETS, name].encode for name in WRITABLE_FIELDS)
 _SET_HEAD = struct.pack(">h", len(SET_COLUMNS))
 _IMAGE_HEAD = struct.pack(">h", len(IMAGE_COLUMNS)) + _UUID_LENGTH
-_image_url = _encoder(SetImage, "image_url")
-_thumbnail_url = _encoder(SetImage, "thumbnail_url")
-_position = _encoder(SetImage, "position")
-# (table, column) -> the type the encoded rows are for.
-_SETS, _IMAGES = Set._meta.db_table, SetImage._meta.db_table
-COLUMN_TYPES = {
-    (_SETS, "id"): _TYPE_NAMES[_uuid],
-    (_SETS, "user_id"): _TYPE_NAMES[_encoder(Set, "user_id")],
-    **{
-        (_SETS, name): _TYPE_NAMES[to_field]
-        for name, to_field in zip(WRITABLE_FIELDS, _WRITABLE_ENCODERS, strict=True)
-    },
-    (_IMAGES, "set_id"): _TYPE_NAMES[_uuid],
-    (_IMAGES, "image_url"): _TYPE_NAMES[_image_url],
-    (_IMAGES, "thumbnail_url"): _TYPE_NAMES[_thumbnail_url],
-    (_IMAGES, "position"): _TYPE_NAMES[_position],
-}
+_image_url = _COLUMNS[_IMAGES, "image_url"].encode
+_thumbnail_url = _COLUMNS[_IMAGES, "thumbnail_url"].encode
+_position = _COLUMNS[_IMAGES, "position"].encode
 
 
 def mismatched_columns(live: dict[tuple[str, str], str]) -> list[str]:

@@ -23,7 +23,7 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from contextlib import contextmanager
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
@@ -178,6 +178,13 @@ class _Copier:
 # set_config(..., true) is SET LOCAL, written as the transactions' preludes write it.
 INDEXED_CHECKS = "SELECT set_config('enable_seqscan', 'off', true); DISCARD PLANS"
 
+# The tables the import writes, locked as its COPYs lock them (ROW EXCLUSIVE: other writers
+# go on) but before their column types are checked: a change of type another client makes
+# after the check waits for the import.
+LOCK_WRITTEN_TABLES = (
+    f"LOCK TABLE public.{Set._meta.db_table}, public.{SetImage._meta.db_table}"
+    " IN ROW EXCLUSIVE MODE"
+)
 # The live types of the columns the import writes: its rows are encoded for the schema's
 # (``copy_binary``), and another client may have changed one since the migrations ran.
 LIVE_COLUMN_TYPES = f"""
@@ -200,7 +207,7 @@ async def _check_column_types(raw: asyncpg.Connection) -> None:
         )
 
 
-async def copy_batches(user_id: str, slices: AsyncIterable[Encoded | None]) -> int:
+async def copy_batches(user_id: str, slices: AsyncGenerator[Encoded | None, None]) -> int:
     """COPY validated sets (slices of them, encoded by ``copy_rows``; None for a slice with a
     bad row, see ``gathered``), batch by batch, in ONE transaction; if ``slices`` raises,
     nothing is written. Returns the number of sets.
@@ -214,7 +221,7 @@ async def copy_batches(user_id: str, slices: AsyncIterable[Encoded | None]) -> i
     ahead: asyncio.Future[Batch | None] | None = None
     try:
         async with owner_transaction(user_id) as session:
-            await session.raw.execute(INDEXED_CHECKS)
+            await session.raw.execute(f"{INDEXED_CHECKS}; {LOCK_WRITTEN_TABLES}")
             await _check_column_types(session.raw)
             copier = _Copier(session.raw)
             batches = gathered(slices, lambda: copying is None)
@@ -227,17 +234,18 @@ async def copy_batches(user_id: str, slices: AsyncIterable[Encoded | None]) -> i
                 copying = None
     finally:
         if ahead is not None:
-            await _settle(ahead)
+            await _stop(ahead)
         if batches is not None:
             await batches.aclose()
     return count
 
 
-async def _settle(ahead: asyncio.Future[Any]) -> None:
-    """Let a read-ahead finish (a running async generator cannot be closed) and drop its
-    result."""
-    if not ahead.done():
-        await asyncio.wait([ahead])
+async def _stop(ahead: asyncio.Future[Any]) -> None:
+    """Stop a read-ahead the copying no longer wants (it failed, or was cancelled), and drop
+    its result. Waiting for it instead kept reading and checking the rows of a whole batch,
+    and forever if the caller's rows had stopped coming (an upload that stopped sending)."""
+    ahead.cancel()
+    await asyncio.wait([ahead])
     if not ahead.cancelled():
         ahead.exception()
 
@@ -268,7 +276,7 @@ def _located(error: pydantic.ValidationError, offset: int) -> list[FieldError]:
     return located
 
 
-async def _chunks(rows: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[list[Any]]:
+async def _chunks(rows: Iterable[Any] | AsyncIterable[Any]) -> AsyncGenerator[list[Any], None]:
     if isinstance(rows, AsyncIterable):
         chunk: list[Any] = []
         async for row in rows:
@@ -292,7 +300,8 @@ async def _after_ready_io() -> None:
     I/O that turn finds: the copier, woken by the server's reply during a slice, waited for
     the rest of that slice and up to two more, and the server with it, at every COPY (the
     server was idle 8% of an import, against 3.5% of a bare COPY). A timer due at once runs
-    after the I/O callbacks, and the loop does not sleep for it."""
+    after the I/O callbacks, and the loop does not sleep for it. (uvloop makes such a timer
+    a plain ``call_soon``: there this is ``sleep(0)`` again.)"""
     loop = asyncio.get_running_loop()
     resumed = loop.create_future()
     loop.call_later(0, _resume, resumed)
@@ -305,7 +314,7 @@ def _resume(future: asyncio.Future[None]) -> None:
 
 
 async def gathered(
-    slices: AsyncIterable[Encoded | None], waiting: Callable[[], bool]
+    slices: AsyncGenerator[Encoded | None, None], waiting: Callable[[], bool]
 ) -> AsyncGenerator[Batch, None]:
     """Checked slices of rows, gathered into batches. ``None`` stands for a slice that will
     not be written (it, or an earlier one, had a bad row): from then on nothing is yielded,
@@ -319,21 +328,21 @@ async def gathered(
     left the server waiting up to 64 ms while the next batch was checked, 3-5% of an import."""
     batch = Batch()
     writing = True
-    pending = aiter(slices)
-    while True:
-        # Before the slice, not after: reading the next slice is what checks it.
-        await _after_ready_io()
-        try:
-            rows = await anext(pending)
-        except StopAsyncIteration:
-            break
-        if rows is None:
-            writing = False
-        elif writing:
-            batch.add(rows)
-            if batch.count >= BATCH_ROWS or waiting():
-                yield batch
-                batch = Batch()
+    async with aclosing(slices) as pending:
+        while True:
+            # Before the slice, not after: reading the next slice is what checks it.
+            await _after_ready_io()
+            try:
+                rows = await anext(pending)
+            except StopAsyncIteration:
+                break
+            if rows is None:
+                writing = False
+            elif writing:
+                batch.add(rows)
+                if batch.count >= BATCH_ROWS or waiting():
+                    yield batch
+                    batch = Batch()
     if writing and batch.count:
         yield batch
 
@@ -345,12 +354,13 @@ async def _checked_slices(
     with the first ``MAX_REPORTED`` problems and the total."""
     problems: list[FieldError] = []
     total = offset = 0
-    async for chunk in _chunks(rows):
-        checked, errors = _checked_batch(user_id, chunk, offset, not total)
-        offset += len(chunk)
-        total += len(errors)
-        problems += errors[: MAX_REPORTED - len(problems)]
-        yield checked
+    async with aclosing(_chunks(rows)) as chunks:
+        async for chunk in chunks:
+            checked, errors = _checked_batch(user_id, chunk, offset, not total)
+            offset += len(chunk)
+            total += len(errors)
+            problems += errors[: MAX_REPORTED - len(problems)]
+            yield checked
     if total > len(problems):
         problems.append(
             FieldError("rows", f"{total} problems in all; the first {len(problems)} are listed")
