@@ -181,6 +181,7 @@ _writable_values = operator.attrgetter(*WRITABLE_FIELDS)
 _WRITABLE_ENCODERS = tuple(_COLUMNS[_SETS, name].encode for name in WRITABLE_FIELDS)
 _SET_HEAD = struct.pack(">h", len(SET_COLUMNS))
 _IMAGE_HEAD = struct.pack(">h", len(IMAGE_COLUMNS)) + _UUID_LENGTH
+_owner = _COLUMNS[_SETS, "user_id"].encode
 _image_url = _COLUMNS[_IMAGES, "image_url"].encode
 _thumbnail_url = _COLUMNS[_IMAGES, "thumbnail_url"].encode
 _position = _COLUMNS[_IMAGES, "position"].encode
@@ -217,7 +218,7 @@ class Encoded(NamedTuple):
 def encode(user_id: str, sets: Sequence[SetCreate]) -> Encoded:
     """The COPY rows (without header or trailer) of checked sets, under new ids, and of their
     images, which point at those ids."""
-    owner = _text(user_id)
+    owner = _owner(user_id)
     set_rows: list[bytes] = []
     image_rows: list[bytes] = []
     for data, set_id in zip(sets, new_ids(len(sets)), strict=True):
