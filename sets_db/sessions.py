@@ -28,7 +28,7 @@ from tortoise.context import require_context
 
 from sets_db.config import DEFAULT_CONNECTION, READ_CONNECTION, Settings, settings
 from sets_db.errors import DatabaseUnavailableError, PoolExhaustedError
-from sets_db.pool import session_settings
+from sets_db.pool import release, session_settings
 from sets_db.translation import DRIVER_ERRORS, translate
 
 
@@ -169,7 +169,7 @@ class Session:
                 error = await self._end(error)
         finally:
             try:
-                await self._pool.release(self.raw)
+                await release(self._pool, self.raw)
             except (*DRIVER_ERRORS, RuntimeError):
                 self.raw.terminate()
         if isinstance(error, DRIVER_ERRORS):
