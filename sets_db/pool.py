@@ -96,7 +96,7 @@ async def release(pool: asyncpg.Pool, connection: asyncpg.Connection) -> None:
     """
     holder = getattr(connection, "_holder", None)
     if type(connection) is not PoolConnectionProxy or holder is None or holder._pool is not pool:
-        await pool.release(connection)  # asyncpg's own checks and error
+        await asyncpg.Pool.release(pool, connection)  # its own checks and error
         return
     if connection._con is None:  # already released
         return
