@@ -369,6 +369,7 @@ SortKey = Literal[
 ]
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+MAX_CURSOR = 1000
 
 
 class SetQuery(_Input):
@@ -387,7 +388,7 @@ class SetQuery(_Input):
     # None: newest first for created_at, ascending for every other key.
     descending: Flag | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE), Integer] = DEFAULT_PAGE_SIZE
-    cursor: Annotated[str, StringConstraints(max_length=1000), _Text] | None = None
+    cursor: Annotated[str, StringConstraints(max_length=MAX_CURSOR), _Text] | None = None
 
     @property
     def is_descending(self) -> bool:

@@ -14,6 +14,7 @@ from sets_db import services
 from sets_db.config import settings
 from sets_db.errors import InvalidInputError
 from sets_db.schemas import SetQuery, SortKey
+from sets_db.services import listing
 from sets_db.services.listing import build_page_sql
 from sets_db.sessions import owner_read
 from tests.factories import ALICE, IMAGES, small_collection
@@ -187,6 +188,34 @@ async def test_a_cursor_cut_or_respliced_is_invalid_input(db: str) -> None:
         cursor = base64.urlsafe_b64encode(forged.encode()).decode()
         with pytest.raises(InvalidInputError):
             await services.list_sets(user_id=ALICE, sort="title", limit=1, cursor=cursor)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        (None, None, None, None, None, "created_at", None, 50),
+        ("City", None, True, "60198-1", "it's 100%", "title", False, 1),
+        (["City", "Space"], ["a"], None, None, None, "total_cost", True, 200),
+    ],
+)
+@pytest.mark.parametrize("cursor", [None, "", "c", "c" * 1000])
+def test_a_page_query_is_the_validated_one_whatever_its_cursor(
+    arguments: tuple[Any, ...], cursor: str | None
+) -> None:
+    # Memoised without its cursor where the arguments allow: the same query otherwise, down
+    # to the fields set, the same cursor, and that query's own fingerprint.
+    query, its_cursor, fingerprint = listing._query(*arguments, cursor)
+    validated = listing._validated_query((*arguments, cursor))
+    assert query.model_dump(exclude={"cursor"}) == validated.model_dump(exclude={"cursor"})
+    assert query.model_fields_set == validated.model_fields_set
+    assert (its_cursor, fingerprint) == (validated.cursor, listing._fingerprint(validated))
+
+
+@pytest.mark.parametrize("cursor", ["c" * 1001, b"c", 7, ["c"]])
+def test_a_cursor_its_field_refuses_is_invalid_input(cursor: Any) -> None:
+    with pytest.raises(InvalidInputError) as error:
+        listing._query(None, None, None, None, None, "created_at", None, 50, cursor)
+    assert [problem.field for problem in error.value.errors] == ["cursor"]
 
 
 async def test_cursor_survives_spelling_out_the_default_direction(db: str) -> None:

@@ -32,6 +32,7 @@ from uuid import UUID
 from sets_db.errors import InvalidInputError
 from sets_db.schemas import (
     DEFAULT_PAGE_SIZE,
+    MAX_CURSOR,
     SetOut,
     SetPage,
     SetQuery,
@@ -179,16 +180,14 @@ def _cursor_parts(text: str) -> tuple[Any, Any, Any]:
     return text[:FINGERPRINT_CHARS], key[1:] if key else None, text[FINGERPRINT_CHARS:_ID_END]
 
 
-def _decode_cursor(query: SetQuery, expected: str) -> tuple[Any, str]:
-    """The sort key and the id (canonical text) of the last row the cursor's page held."""
-    assert query.cursor is not None
+def _decode_cursor(cursor: str, sort: SortKey, expected: str) -> tuple[Any, str]:
+    """The sort key and the id (canonical text) of the last row the cursor's page held;
+    ``expected`` is the fingerprint of the query it must belong to."""
     try:
-        fingerprint, raw_value, raw_id = _cursor_parts(
-            base64.urlsafe_b64decode(query.cursor).decode()
-        )
+        fingerprint, raw_value, raw_id = _cursor_parts(base64.urlsafe_b64decode(cursor).decode())
         if fingerprint != expected:
             raise ValueError("cursor belongs to other filters or another order")
-        value = None if raw_value is None else _SORTS[query.sort].decode(raw_value)
+        value = None if raw_value is None else _SORTS[sort].decode(raw_value)
         if not isinstance(raw_id, str) or not _CANONICAL_ID.fullmatch(raw_id):
             raise ValueError("malformed id")
         return value, raw_id
@@ -221,7 +220,7 @@ _AFTER_NULL, _AFTER = "after a NULL key", "after a key"  # a cursor's conditions
 
 
 def _conditions(
-    query: SetQuery, user_id: str, fingerprint: str | None
+    query: SetQuery, cursor: str | None, user_id: str, fingerprint: str | None
 ) -> tuple[tuple[str, ...], list[Any]]:
     """The names of the page's conditions and their parameters, in order."""
     names, values = ["owner"], [user_id]
@@ -243,8 +242,8 @@ def _conditions(
         add("set_number", query.set_number)
     if query.search:
         add("search", _like_pattern(query.search))
-    if query.cursor:
-        key, last_id = _decode_cursor(query, fingerprint or _fingerprint(query))
+    if cursor:
+        key, last_id = _decode_cursor(cursor, query.sort, fingerprint or _fingerprint(query))
         if key is None:
             add(_AFTER_NULL, last_id)
         else:
@@ -361,7 +360,13 @@ def build_page_sql(
 ) -> tuple[str, list[Any]]:
     """The page's statement and its parameters; ``fingerprint`` is the query's (computed
     when not given)."""
-    names, values = _conditions(query, user_id, fingerprint)
+    return _page_sql(query, query.cursor, user_id, fingerprint)
+
+
+def _page_sql(
+    query: SetQuery, cursor: str | None, user_id: str, fingerprint: str | None
+) -> tuple[str, list[Any]]:
+    names, values = _conditions(query, cursor, user_id, fingerprint)
     values.append(query.limit + 1)
     return _statement(names, query.sort, query.is_descending), values
 
@@ -405,22 +410,30 @@ def _validated_query(arguments: tuple[Any, ...]) -> SetQuery:
 
 
 # Arguments of these exact types are equal only when they mean the same query (True == 1,
-# but not with its type beside it), so a first page's query is validated once per distinct
-# argument list: 1-1.5% of a first page's time. A cursor is new on every call; lists are
-# not hashable: those are validated each time.
+# but not with its type beside it), so a page's query without its cursor is validated, and
+# its fingerprint made, once per distinct argument list; the cursor is checked as its field
+# would check it. Lists are not hashable: a query with one is validated each time.
 _PLAIN = frozenset({type(None), str, bool, int})
 
 
 @functools.lru_cache(maxsize=1024)
-def _validated_plain(typed: tuple[tuple[type, Any], ...]) -> SetQuery:
-    return _validated_query(tuple(value for _, value in typed))
+def _plain_query(typed: tuple[tuple[type, Any], ...]) -> tuple[SetQuery, str]:
+    query = _validated_query((*(value for _, value in typed), None))
+    return query, _fingerprint(query)
 
 
-def _query(*arguments: Any) -> SetQuery:
-    """``list_sets``' arguments after the owner, the cursor last, as a validated query."""
-    if arguments[-1] is None and _PLAIN.issuperset(map(type, arguments)):
-        return _validated_plain(tuple(zip(map(type, arguments), arguments, strict=True)))
-    return _validated_query(arguments)
+def _query(*arguments: Any) -> tuple[SetQuery, str | None, str]:
+    """``list_sets``' arguments after the owner, the cursor last: the validated query, the
+    cursor and the query's fingerprint. The query's own cursor is not to be read: a
+    memoised query has none."""
+    *first, cursor = arguments
+    if _PLAIN.issuperset(map(type, first)) and (
+        cursor is None or (type(cursor) is str and len(cursor) <= MAX_CURSOR)
+    ):
+        query, fingerprint = _plain_query(tuple(zip(map(type, first), first, strict=True)))
+        return query, cursor, fingerprint
+    query = _validated_query(arguments)
+    return query, query.cursor, _fingerprint(query)
 
 
 async def list_sets(
@@ -438,10 +451,10 @@ async def list_sets(
 ) -> SetPage:
     """One page of the owner's sets (see ``SetQuery``); pass ``next_cursor`` back for more."""
     user_id = checked_user_id(user_id)
-    query = _query(themes, tags, is_built, set_number, search, sort, descending, limit, cursor)
-    # Reading a cursor and making the next one need it: computed once, and only then.
-    fingerprint = _fingerprint(query) if query.cursor else None
-    sql, values = build_page_sql(query, user_id, fingerprint)
+    query, cursor, fingerprint = _query(
+        themes, tags, is_built, set_number, search, sort, descending, limit, cursor
+    )
+    sql, values = _page_sql(query, cursor, user_id, fingerprint)
     async with owner_read(user_id) as session:
         if _planned_per_call(query):
             rows = await (await session.raw.prepare(sql)).fetch(*values)
