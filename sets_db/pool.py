@@ -122,7 +122,7 @@ async def _resume(steps: Coroutine[Any, Any, None], waiting: Any) -> None:
             waiting._asyncio_future_blocking = False
         # The outcome (a result, an error, a cancellation) is the coroutine's to read: its
         # own await reads the future again when it resumes.
-        with contextlib.suppress(BaseException):
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await (asyncio.sleep(0) if waiting is None else waiting)
         try:
             waiting = steps.send(None)
