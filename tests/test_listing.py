@@ -198,7 +198,7 @@ async def test_a_cursor_cut_or_respliced_is_invalid_input(db: str) -> None:
         (["City", "Space"], ["a"], None, None, None, "total_cost", True, 200),
     ],
 )
-@pytest.mark.parametrize("cursor", [None, "", "c", "c" * 1000])
+@pytest.mark.parametrize("cursor", [None, "", "c", "c" * 1000, "é"])
 def test_a_page_query_is_the_validated_one_whatever_its_cursor(
     arguments: tuple[Any, ...], cursor: str | None
 ) -> None:
@@ -211,7 +211,7 @@ def test_a_page_query_is_the_validated_one_whatever_its_cursor(
     assert (its_cursor, fingerprint) == (validated.cursor, listing._fingerprint(validated))
 
 
-@pytest.mark.parametrize("cursor", ["c" * 1001, b"c", 7, ["c"]])
+@pytest.mark.parametrize("cursor", ["c" * 1001, b"c", 7, ["c"], "\ud800"])
 def test_a_cursor_its_field_refuses_is_invalid_input(cursor: Any) -> None:
     with pytest.raises(InvalidInputError) as error:
         listing._query(None, None, None, None, None, "created_at", None, 50, cursor)

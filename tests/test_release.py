@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -115,3 +116,66 @@ async def test_a_connection_of_another_pool_is_refused(pool: Any, db: str) -> No
         assert other.get_idle_size() == 1
     finally:
         await other.close()
+
+
+class _SilencingProxy:
+    """A TCP proxy to the server whose open connections can be made to go silent (what
+    the client then sends is swallowed, nothing comes back); new ones pass through."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.silent = False
+        self.pipes: list[asyncio.Task[None]] = []
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self.silent:
+                writer.write(data)
+                await writer.drain()
+
+    async def _connected(self, client: asyncio.StreamReader, back: asyncio.StreamWriter) -> None:
+        server, forth = await asyncio.open_connection(*self.target)
+        self.pipes += [
+            asyncio.create_task(self._pipe(client, forth)),
+            asyncio.create_task(self._pipe(server, back)),
+        ]
+
+    async def __aenter__(self) -> str:
+        """The proxy's address, ``host:port``."""
+        self.server = await asyncio.start_server(self._connected, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return f"127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        for pipe in self.pipes:
+            pipe.cancel()
+        self.server.close()
+
+
+async def test_an_expired_connection_on_a_silent_server_fails_its_own_release_only(
+    db: str,
+) -> None:
+    # Its close waits for the server under the connection's command timeout: that deadline
+    # belongs to the release, not to the caller's task (which must see asyncpg's
+    # TimeoutError, not a cancellation), and the pool gets its slot back.
+    url = urlsplit(db)
+    proxy = _SilencingProxy(url.hostname or "127.0.0.1", url.port or 5432)
+    async with proxy as address:
+        proxied = asyncpg_dsn(db).replace(url.netloc.rpartition("@")[2], address)
+        pool = await asyncpg.create_pool(
+            proxied, min_size=1, max_size=1, command_timeout=0.3, reset=reset_connection
+        )
+        try:
+            conn = await pool.acquire()
+            await conn.fetchval("SELECT 1")
+            await pool.expire_connections()
+            proxy.silent = True
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(5):
+                    await release(pool, conn)
+            proxy.silent = False
+            await asyncio.sleep(0.5)  # past the deadline, had it stayed on this task
+            async with asyncio.timeout(5), pool.acquire() as again:
+                assert await again.fetchval("SELECT 1") == 1
+        finally:
+            pool.terminate()

@@ -427,8 +427,9 @@ def _query(*arguments: Any) -> tuple[SetQuery, str | None, str]:
     cursor and the query's fingerprint. The query's own cursor is not to be read: a
     memoised query has none."""
     *first, cursor = arguments
+    # Text the field would take (a cursor is base64: other text is left to the validation).
     if _PLAIN.issuperset(map(type, first)) and (
-        cursor is None or (type(cursor) is str and len(cursor) <= MAX_CURSOR)
+        cursor is None or (type(cursor) is str and len(cursor) <= MAX_CURSOR and cursor.isascii())
     ):
         query, fingerprint = _plain_query(tuple(zip(map(type, first), first, strict=True)))
         return query, cursor, fingerprint
