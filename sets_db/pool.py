@@ -113,20 +113,23 @@ def _waits_for_nothing(pool: asyncpg.Pool, connection: Any) -> bool:
     only). Read off asyncpg's ``PoolConnectionHolder.release``."""
     holder = getattr(connection, "_holder", None)
     con = getattr(connection, "_con", None)
-    return (
-        type(connection) is PoolConnectionProxy
-        and holder is not None
-        and con is not None
-        and holder._pool is pool
-        and pool._reset is reset_connection
-        and pool._initialized
-        and not pool._closed
-        and holder._generation == pool._generation
-        and con._protocol.queries_count < holder._max_queries
-        and not con._protocol._is_cancelling()
-        and not con.is_in_transaction()
-        and con._top_xact is None
-    )
+    try:
+        return (
+            type(connection) is PoolConnectionProxy
+            and holder is not None
+            and con is not None
+            and holder._pool is pool
+            and pool._reset is reset_connection
+            and pool._initialized
+            and not pool._closed
+            and holder._generation == pool._generation
+            and con._protocol.queries_count < holder._max_queries
+            and not con._protocol._is_cancelling()
+            and not con.is_in_transaction()
+            and con._top_xact is None
+        )
+    except AttributeError:  # an asyncpg without these internals releases as before
+        return False
 
 
 def connection_config(url: str, config: Settings) -> dict[str, Any]:
