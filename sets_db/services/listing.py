@@ -41,7 +41,13 @@ from sets_db.schemas import (
     storable_text,
     validated,
 )
-from sets_db.services.rows import SETS, build_dtos, set_columns, set_with_images, to_sets
+from sets_db.services.rows import (
+    SETS,
+    RowShape,
+    set_columns,
+    set_with_images,
+    to_sets,
+)
 from sets_db.sessions import owner_read
 
 
@@ -389,6 +395,7 @@ def _planned_per_call(query: SetQuery) -> bool:
 
 
 _PLANNED_SORTS = frozenset({"title", "total_cost"})
+_PAGE = RowShape(SetPage)
 
 
 def _validated_query(arguments: tuple[Any, ...]) -> SetQuery:
@@ -465,7 +472,8 @@ async def list_sets(
     del rows[query.limit :]
     items = to_sets(rows)
     next_cursor = _encode_cursor(query, items[-1], fingerprint) if more else None
-    # Built as the rows are: both fields are ours (validating would build pydantic's
-    # validators of SetPage and SetOut on the first call, and check 50 instances again).
-    (page,) = build_dtos(SetPage, [{"items": items, "next_cursor": next_cursor}])
+    # Built as the rows are, unchecked: both fields are ours (validating would build
+    # pydantic's validators of SetPage and SetOut on the first call, and check 50 instances
+    # again).
+    page: SetPage = _PAGE.unchecked({"items": items, "next_cursor": next_cursor})
     return page

@@ -168,6 +168,11 @@ class RowShape:
         instances: list[Any] = self.instances(triples)
         return instances
 
+    def unchecked(self, values: dict[str, Any]) -> Any:
+        """An instance holding ``values`` (a dict of every field), its types not checked:
+        for values sets-db made itself of the right types."""
+        return self.instances([(values, None, self.fields_set)])[0]
+
     def build(self, values: Iterable[dict[str, Any]]) -> list[Any]:
         """Instances holding ``values`` (each a dict of every field, of its type), in order;
         the types checked on the first."""
@@ -250,7 +255,7 @@ def _row_makers() -> tuple[
     image_local = {name: f"i{index}" for index, name in enumerate(IMAGE_ROW_FIELDS)}
     tags = local["tags"]
     # In the DTO's field order (a dump follows it), the set's id as the image's set_id.
-    image_value = {**image_local, "set_id": f"row[{_SET.fields.index('id')}]"}
+    image_value = {**image_local, "set_id": "set_id"}
     image = ", ".join(f"{name!r}: {image_value[name]}" for name in IMAGE_FIELDS)
     set_attributes = "\n        ".join(
         f"values.{name} = {'images[start:end]' if name == 'images' else value}"
@@ -259,7 +264,9 @@ def _row_makers() -> tuple[
     source = f"""def image_values(rows):
     return [
         ({{{image}}}, None, image_fields)
-        for row in rows for {", ".join(image_local.values())}, in row[{_IMAGES_AT}]
+        for row in rows
+        for set_id in [row[{_SET.fields.index("id")}]]
+        for {", ".join(image_local.values())}, in row[{_IMAGES_AT}]
     ]
 
 def set_values(rows, images):
@@ -268,7 +275,9 @@ def set_values(rows, images):
     for row in rows:
         {", ".join(local.values())}, = row
         start, end = end, end + len({local["images"]})
-        if {tags} is None or None in {tags} or ({tags} and isinstance({tags}[0], list)):
+        try:
+            "".join({tags})  # succeeds for a flat list of text: no NULL, no nested array
+        except TypeError:
             {tags} = flat_tags({tags})
         values = new(SetValues)
         {set_attributes}
