@@ -41,13 +41,7 @@ from sets_db.schemas import (
     storable_text,
     validated,
 )
-from sets_db.services.rows import (
-    SETS,
-    RowShape,
-    set_columns,
-    set_with_images,
-    to_sets,
-)
+from sets_db.services.rows import SETS, RowShape, set_columns, set_with_images, to_sets
 from sets_db.sessions import owner_read
 
 
