@@ -216,7 +216,7 @@ async def copy_batches(user_id: str, slices: AsyncGenerator[Encoded | None, None
     soon as that COPY is done."""
     user_id = checked_user_id(user_id)
     count = 0
-    copying: Batch | None = None
+    copying = False  # the copier is busy: the batch being checked grows meanwhile
     batches: AsyncGenerator[Batch, None] | None = None
     ahead: asyncio.Future[Batch | None] | None = None
     try:
@@ -224,14 +224,14 @@ async def copy_batches(user_id: str, slices: AsyncGenerator[Encoded | None, None
             await session.raw.execute(f"{INDEXED_CHECKS}; {LOCK_WRITTEN_TABLES}")
             await _check_column_types(session.raw)
             copier = _Copier(session.raw)
-            batches = gathered(slices, lambda: copying is None)
+            batches = gathered(slices, lambda: not copying)
             ahead = asyncio.ensure_future(anext(batches, None))
             while (batch := await ahead) is not None:
                 ahead = asyncio.ensure_future(anext(batches, None))
-                copying = batch
+                copying = True
                 await copier.copy_batch(batch)
                 count += batch.count
-                copying = None
+                copying = False
     finally:
         if ahead is not None:
             await _stop(ahead)
